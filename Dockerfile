@@ -1,0 +1,34 @@
+# Gatewarden: build with the Swift toolchain, run on a slim Debian with only the runtime libraries.
+#
+#   docker build -t gatewarden .
+#   docker run --rm --network host --privileged -v /sys/fs/bpf:/sys/fs/bpf gatewarden serve
+#
+# Capabilities: loading and reading BPF needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN on kernels
+# before 5.8); attaching XDP and changing nftables needs CAP_NET_ADMIN; --netns needs CAP_SYS_ADMIN
+# (setns) and /run/netns mounted in. Run with the host network (the interfaces and tables are the
+# host's) and the host's bpffs at /sys/fs/bpf (the pins must outlive the container).
+# `--privileged` grants all of these; a tighter set is:
+#   --cap-add BPF --cap-add PERFMON --cap-add NET_ADMIN --cap-add SYS_ADMIN
+
+FROM swift:6.1-bookworm AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      pkg-config libbpf-dev libnftables-dev libmicrohttpd-dev libelf-dev zlib1g-dev linux-libc-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Resolve dependencies first so source edits do not refetch them.
+COPY Package.swift ./
+RUN swift package resolve
+COPY . .
+RUN swift build -c release --product gatewarden --static-swift-stdlib \
+ && install -D .build/release/gatewarden /out/gatewarden
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libbpf1 libnftables1 libmicrohttpd12 libelf1 zlib1g ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/gatewarden /usr/local/bin/gatewarden
+EXPOSE 10099
+ENTRYPOINT ["/usr/local/bin/gatewarden"]
+CMD ["serve"]

@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Gatewarden",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "gatewarden", targets: ["gatewarden"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: System libraries (found through pkg-config; Debian's -dev packages)
+        .systemLibrary(name: "CLibBPF", pkgConfig: "libbpf",
+                       providers: [.apt(["libbpf-dev"])]),
+        .systemLibrary(name: "CNFTables", pkgConfig: "libnftables",
+                       providers: [.apt(["libnftables-dev"])]),
+        .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd",
+                       providers: [.apt(["libmicrohttpd-dev"])]),
+        // The map keys and values shared with the kernel program (bpf/gatewarden_abi.h),
+        // so the Swift side and the C side can never disagree on a layout.
+        .systemLibrary(name: "CGatewardenABI"),
+        .systemLibrary(name: "CLinux"),
+
+        // MARK: The kernel program, compiled from bpf/*.c and embedded in the binary
+        .executableTarget(name: "gatewarden-bpfc"),
+        .plugin(name: "BPFBuildPlugin", capability: .buildTool(),
+                dependencies: ["gatewarden-bpfc"]),
+        .target(name: "GatewardenBPF", plugins: ["BPFBuildPlugin"]),
+
+        // MARK: Libraries, one idea each; arrows go CLI → Exporter/Policy → Kernel → C
+        .target(name: "GatewardenKernel",
+                dependencies: ["CLibBPF", "CNFTables", "CGatewardenABI", "CLinux"]),
+        .target(name: "GatewardenPolicy"),
+        .target(name: "GatewardenExporter",
+                dependencies: ["GatewardenKernel", "CMicroHTTPD"]),
+
+        // MARK: The command
+        .executableTarget(name: "gatewarden",
+                          dependencies: [
+                              "GatewardenBPF", "GatewardenKernel", "GatewardenPolicy", "GatewardenExporter",
+                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                          ]),
+
+        // MARK: Tests
+        .testTarget(name: "GatewardenExporterTests", dependencies: ["GatewardenExporter"]),
+        .testTarget(name: "GatewardenPolicyTests", dependencies: ["GatewardenPolicy"]),
+        .testTarget(name: "GatewardenKernelTests",
+                    dependencies: ["GatewardenKernel", "GatewardenBPF", "gatewarden"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,4 @@
+#ifndef GATEWARDEN_CNFTABLES_SHIM_H
+#define GATEWARDEN_CNFTABLES_SHIM_H
+#include <nftables/libnftables.h>
+#endif

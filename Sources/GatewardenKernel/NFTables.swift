@@ -1,0 +1,64 @@
+import CNFTables
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A libnftables context bound to one network namespace.
+///
+/// Every command runs inside the namespace (netlink sockets belong to the namespace they are
+/// opened in). Contexts are not thread-safe; callers serialise use of one context.
+///
+///     let nft = try NFTables(namespace: lab)
+///     try nft.run("add table inet gatewarden", dryRun: true)
+///     let json = try nft.run("list table inet gatewarden", json: true)
+public final class NFTables {
+    private let context: OpaquePointer
+    public let namespace: NetworkNamespace
+
+    public init(namespace: NetworkNamespace = .current) throws {
+        self.namespace = namespace
+        guard let context = try namespace.perform({ nft_ctx_new(UInt32(NFT_CTX_DEFAULT)) }) else {
+            throw KernelError(operation: "create a libnftables context")
+        }
+        self.context = context
+        nft_ctx_buffer_output(context)
+        nft_ctx_buffer_error(context)
+    }
+
+    deinit {
+        nft_ctx_free(context)
+    }
+
+    /// Runs one buffer of commands as one transaction and returns its output.
+    /// With `dryRun` the kernel checks the transaction and commits nothing.
+    @discardableResult
+    public func run(_ commands: String, json: Bool = false, terse: Bool = false, dryRun: Bool = false) throws -> String {
+        var flags: UInt32 = 0
+        if json { flags |= UInt32(NFT_CTX_OUTPUT_JSON) }
+        if terse { flags |= UInt32(NFT_CTX_OUTPUT_TERSE) }
+        nft_ctx_output_set_flags(context, flags)
+        nft_ctx_set_dry_run(context, dryRun)
+        let result = try namespace.perform { nft_run_cmd_from_buffer(context, commands) }
+        let output = nft_ctx_get_output_buffer(context).map { String(cString: $0) } ?? ""
+        let errors = nft_ctx_get_error_buffer(context).map { String(cString: $0) } ?? ""
+        guard result == 0 else {
+            throw KernelError(operation: "nftables rejected the command", detail: errors.trimmingTrailingNewlines)
+        }
+        return output
+    }
+
+    /// Whether `table` exists in `family`.
+    public func tableExists(family: String, name: String) throws -> Bool {
+        let listing = try run("list tables \(family)")
+        return listing.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces) == "table \(family) \(name)" }
+    }
+}
+
+extension String {
+    var trimmingTrailingNewlines: String {
+        var text = self
+        while text.last == "\n" { text.removeLast() }
+        return text
+    }
+}

@@ -1,0 +1,18 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Interface lookups in the calling thread's network namespace.
+public enum NetworkInterface {
+    /// The kernel's index for `name`; fails naming the interface if there is none.
+    public static func index(of name: String, in namespace: NetworkNamespace = .current) throws -> UInt32 {
+        guard !name.isEmpty, name.utf8.count < Int(IF_NAMESIZE) else {
+            throw KernelError(operation: "'\(name)' is not a valid interface name")
+        }
+        let index = try namespace.perform { if_nametoindex(name) }
+        guard index != 0 else {
+            throw KernelError(operation: "interface '\(name)' does not exist in \(namespace)")
+        }
+        return index
+    }
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import GatewardenExporter
+import GatewardenKernel
+
+/// `gatewarden serve`: the Prometheus exporter.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve Prometheus metrics read live from nftables and the XDP maps.",
+        discussion: """
+        Listens in the namespace the command starts in; with --netns, reads nftables inside that \
+        namespace and the XDP pins made for it. Stopping the exporter never stops the protection.
+        """
+    )
+
+    @Option(name: .customLong("netns"), help: ArgumentHelp("The network namespace whose Gatewarden to export.", valueName: "name"))
+    var netns: String?
+
+    @Option(name: .customLong("web.listen-address"), help: "Address to listen on: :PORT, HOST:PORT or [IPv6]:PORT.")
+    var listenAddress: String = ":10099"
+
+    @Option(name: .customLong("web.telemetry-path"), help: "Path under which metrics are served.")
+    var telemetryPath: String = "/metrics"
+
+    @Option(name: .customLong("web.max-requests"), help: "Maximum simultaneous connections.")
+    var maxRequests: UInt32 = 40
+
+    func validate() throws {
+        guard telemetryPath.hasPrefix("/") else {
+            throw ValidationError("--web.telemetry-path must start with '/'")
+        }
+        guard maxRequests > 0 else { throw ValidationError("--web.max-requests must be at least 1") }
+    }
+
+    func run() throws {
+        let namespace = try NetworkNamespace(optionalName: netns)
+        var configuration = MetricsHTTPServer.Configuration(listenAddress: try ListenAddress(parsing: listenAddress))
+        configuration.telemetryPath = telemetryPath
+        configuration.maxConnections = maxRequests
+
+        let registry = CollectorRegistry(
+            collectors: [try NFTablesCollector(namespace: namespace), XDPCollector(namespace: namespace)],
+            constantFamilies: [BuildInfo.family])
+
+        // Block the stop signals before libmicrohttpd starts its thread, so only sigwait sees them.
+        let stopSignals = SignalSet([SIGINT, SIGTERM])
+        stopSignals.block()
+        let server = try MetricsHTTPServer(configuration: configuration, registry: registry)
+        FileHandle.standardError.write(Data(
+            "gatewarden: serving \(telemetryPath) on port \(server.port) for \(namespace)\n".utf8))
+        let signal = stopSignals.wait()
+        server.stop()
+        FileHandle.standardError.write(Data("gatewarden: stopped on signal \(signal)\n".utf8))
+    }
+}
+
+/// Signals a thread blocks and then waits for synchronously.
+struct SignalSet {
+    private var set = sigset_t()
+
+    init(_ signals: [Int32]) {
+        sigemptyset(&set)
+        for signal in signals { sigaddset(&set, signal) }
+    }
+
+    func block() {
+        var set = set
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    func wait() -> Int32 {
+        var set = set
+        var received: Int32 = 0
+        sigwait(&set, &received)
+        return received
+    }
+}

@@ -1,0 +1,20 @@
+import ArgumentParser
+
+/// The `gatewarden` command: installs the kernel programs, serves their metrics.
+@main
+struct Gatewarden: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gatewarden",
+        abstract: "Kernel-level rate limiting for API gateways: XDP and nftables, with a Prometheus exporter.",
+        discussion: """
+        One policy drives an XDP program, which drops volumetric floods at the driver, and an nftables \
+        table (inet gatewarden), which handles what needs connection state. `serve` exports both to Prometheus.
+        """,
+        version: BuildVersion.string,
+        subcommands: [Load.self, Unload.self, Serve.self]
+    )
+}
+
+enum BuildVersion {
+    static let string = "0.1.0"
+}

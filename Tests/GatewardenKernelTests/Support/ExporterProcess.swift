@@ -1,0 +1,69 @@
+import Foundation
+
+/// A running `gatewarden serve` on a free loopback port, stopped by PID when the test ends.
+final class ExporterProcess {
+    let process = Process()
+    let port: Int
+
+    init(arguments: [String]) throws {
+        port = try Self.freePort()
+        process.executableURL = URL(fileURLWithPath: GatewardenBinary.path)
+        process.arguments = ["serve", "--web.listen-address", "127.0.0.1:\(port)"] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.standardError
+        try process.run()
+        try waitUntilReady()
+    }
+
+    deinit { stop() }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    /// GET a path with curl; returns the body.
+    func get(_ path: String = "/metrics") throws -> String {
+        try Command.run(["curl", "-sS", "--max-time", "10", "http://127.0.0.1:\(port)\(path)"]).stdout
+    }
+
+    private func waitUntilReady() throws {
+        for _ in 0..<100 {
+            if let result = try? Command.run(["curl", "-sf", "--max-time", "1", "http://127.0.0.1:\(port)/-/ready"], check: false),
+               result.status == 0 { return }
+            guard process.isRunning else { throw ExporterFailed(reason: "exited with \(process.terminationStatus)") }
+            usleep(100_000)
+        }
+        throw ExporterFailed(reason: "not ready after 10 s")
+    }
+
+    struct ExporterFailed: Error { let reason: String }
+
+    private static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                bind(fd, pointer, length)
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Reads one sample's value from text exposition output.
+enum Scrape {
+    static func value(_ text: String, _ name: String, _ labels: [String: String]) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + "{") || line.hasPrefix(name + " ") {
+            let matches = labels.allSatisfy { line.contains("\($0.key)=\"\($0.value)\"") }
+            if matches, let value = line.split(separator: " ").last.flatMap({ Double($0) }) { return value }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+
+/// Two network namespaces joined by a veth pair: a gateway side where Gatewarden is loaded
+/// and a client side that sends traffic. Addresses come from TEST-NET-1 (192.0.2.0/24) and
+/// live only inside these namespaces.
+///
+/// Names are unique per process and instance, so parallel runs never collide; `remove()`
+/// deletes both namespaces (and with them the veth pair), and tests call it in a `defer`.
+final class LabNetwork {
+    let gateway: String
+    let client: String
+    let gatewayInterface = "gw0"
+    let clientInterface = "cl0"
+    let gatewayAddress = "192.0.2.1"
+    let clientAddress = "192.0.2.2"
+
+    private nonisolated(unsafe) static var counter = 0
+    private static let lock = NSLock()
+
+    init() throws {
+        let serial = Self.lock.withLock { Self.counter += 1; return Self.counter }
+        let tag = "\(getpid())-\(serial)"
+        gateway = "gwt-gw-\(tag)"
+        client = "gwt-cl-\(tag)"
+        do {
+            try Command.run(["ip", "netns", "add", gateway])
+            try Command.run(["ip", "netns", "add", client])
+            try Command.run(["ip", "link", "add", gatewayInterface, "netns", gateway, "type", "veth",
+                             "peer", "name", clientInterface, "netns", client])
+            try Command.run(["ip", "-n", gateway, "addr", "add", "\(gatewayAddress)/24", "dev", gatewayInterface])
+            try Command.run(["ip", "-n", client, "addr", "add", "\(clientAddress)/24", "dev", clientInterface])
+            for (namespace, interface) in [(gateway, gatewayInterface), (client, clientInterface)] {
+                try Command.run(["ip", "-n", namespace, "link", "set", "lo", "up"])
+                try Command.run(["ip", "-n", namespace, "link", "set", interface, "up"])
+            }
+        } catch {
+            remove()
+            throw error
+        }
+    }
+
+    /// Deletes both namespaces; safe to call more than once.
+    func remove() {
+        for namespace in [gateway, client] {
+            _ = try? Command.run(["ip", "netns", "del", namespace], check: false)
+        }
+    }
+
+    /// Sends `count` TCP SYNs from the client to the gateway's `port` (each a connect() that the
+    /// gateway refuses with a reset: exactly one SYN per attempt, no retransmissions).
+    func sendSYNs(count: Int, port: Int) throws {
+        let script = """
+        import socket, errno
+        for _ in range(\(count)):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(5)
+            try:
+                s.connect(("\(gatewayAddress)", \(port)))
+            except ConnectionRefusedError:
+                pass
+            finally:
+                s.close()
+        """
+        try Command.run(["ip", "netns", "exec", client, "python3", "-c", script])
+    }
+
+    /// Runs a command inside the gateway namespace.
+    @discardableResult
+    func inGateway(_ arguments: [String], check: Bool = true) throws -> Command.Result {
+        try Command.run(["ip", "netns", "exec", gateway] + arguments, check: check)
+    }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the system packages Gatewarden builds and runs with (Debian 12).
+# Swift itself is expected on PATH (https://www.swift.org/install/linux/).
+set -euo pipefail
+
+packages=(
+  # build: the C libraries Gatewarden links, and what the BPF program includes
+  pkg-config libbpf-dev libnftables-dev libmicrohttpd-dev libelf-dev zlib1g-dev linux-libc-dev
+  # run and test: network namespaces and veth (tests only), nft for checks, traffic and scrapes
+  iproute2 nftables curl python3
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: needs root (apt-get install)" >&2
+  exit 1
+fi
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+command -v swift >/dev/null || { echo "install-deps: swift is not on PATH" >&2; exit 1; }

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds Gatewarden and runs every test: unit tests, and kernel tests that load XDP and
+# nftables into network namespaces they create and remove. Kernel tests need root; without
+# it they are reported as skipped, with the reason.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || echo "test: not root: kernel tests will be skipped (run as root to include them)" >&2
+swift build --build-tests
+swift test --skip-build "$@"

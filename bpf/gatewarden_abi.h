@@ -5,15 +5,15 @@
  * Every map key and value the program shares with the loader and the exporter is
  * declared here once. The kernel program includes it; the Swift side imports it
  * through the CGatewardenABI module, so the two can never drift apart.
- * Change a layout only together with GW_ABI_VERSION: pinned maps with an old
- * layout are refused by libbpf on reload instead of being misread.
+ * Change a layout only together with GW_ABI_VERSION: libbpf refuses to reuse a pinned
+ * map whose sizes differ, so an old layout is never misread.
  */
 #ifndef GATEWARDEN_ABI_H
 #define GATEWARDEN_ABI_H
 
 #include <linux/types.h>
 
-#define GW_ABI_VERSION 1
+#define GW_ABI_VERSION 2
 
 /* What the program did with a packet. */
 enum gw_action {
@@ -24,15 +24,16 @@ enum gw_action {
 
 /* Why it did it. Pass and drop share one list so one index names a counter. */
 enum gw_reason {
-	GW_REASON_WITHIN_LIMIT = 0, /* protected port, under every limit */
-	GW_REASON_UNPROTECTED = 1,  /* IP traffic to a port we do not limit */
-	GW_REASON_NOT_IP = 2,       /* ARP, LLDP, ...: not ours to judge */
-	GW_REASON_MALFORMED = 3,    /* truncated or inconsistent headers */
-	GW_REASON_ALLOWLIST = 4,
-	GW_REASON_BLOCKLIST = 5,
-	GW_REASON_RATE_IP = 6,
-	GW_REASON_RATE_SUBNET = 7,
-	GW_REASON_COUNT = 8,
+	GW_REASON_WITHIN_LIMIT = 0, /* pass: protected port, under every limit */
+	GW_REASON_UNPROTECTED = 1,  /* pass: IP traffic to a port we do not limit */
+	GW_REASON_NOT_IP = 2,       /* pass: ARP, LLDP, ...: not ours to judge */
+	GW_REASON_MALFORMED = 3,    /* pass: truncated or inconsistent headers */
+	GW_REASON_ALLOWLIST = 4,    /* pass: source in the allowlist, never limited */
+	GW_REASON_BLOCKLIST = 5,    /* drop: source in the blocklist, entry not expired */
+	GW_REASON_RATE_IP = 6,      /* drop: over the per-source limit */
+	GW_REASON_RATE_SUBNET = 7,  /* drop: over the per-subnet limit */
+	GW_REASON_UNSUPPORTED = 8,  /* pass: headers we do not walk (too many IPv6 extensions, ESP) */
+	GW_REASON_COUNT = 9,
 };
 
 /* Index into the gw_stats per-CPU array. */
@@ -45,9 +46,48 @@ struct gw_counter {
 	__u64 bytes;
 };
 
-/* A source address. IPv4 is stored IPv4-mapped (::ffff:a.b.c.d) so one map serves both families. */
-struct gw_source_key {
+/* An address. IPv4 is stored IPv4-mapped (::ffff:a.b.c.d) so one map serves both families. */
+struct gw_addr {
+	__u8 bytes[16];
+};
+
+/* LPM trie key of the allow and block lists. prefixlen counts bits of the mapped form:
+ * an IPv4 /24 is stored as prefixlen 96 + 24 = 120. */
+struct gw_lpm_key {
+	__u32 prefixlen;
 	__u8 addr[16];
+};
+
+/* Value of the allowlist (presence is what counts). */
+struct gw_allow_entry {
+	__u64 added_boot_ns;
+};
+
+/* Value of the blocklist. */
+struct gw_block_entry {
+	__u64 expires_boot_ns; /* CLOCK_BOOTTIME; 0 = never expires */
+	__u64 added_boot_ns;
+};
+
+/* Rate state of one source or one subnet: GCRA, one word updated by compare-and-swap. */
+struct gw_bucket {
+	__u64 tat_ns;          /* theoretical arrival time (bpf_ktime_get_ns clock) */
+	__u64 dropped_packets; /* atomically incremented; the exporter's top-K reads it */
+};
+
+/* The limits, written by the loader into gw_config[0]; the program reads them per packet,
+ * so a changed policy takes effect without reloading the program.
+ * A GCRA limit of rate r/s and burst b is an emission interval of 1e9/r ns and a tolerance of
+ * b intervals. An interval of 0 disables that limit. */
+struct gw_config {
+	__u64 source_interval_ns;
+	__u64 source_tolerance_ns;
+	__u64 subnet_interval_ns;
+	__u64 subnet_tolerance_ns;
+	__u32 ipv6_subnet_prefix; /* 48..64 */
+	__u32 ipv4_subnet_prefix; /* 24 by default */
+	__u32 allowlist_entries;  /* 0 lets the program skip the trie lookup */
+	__u32 blocklist_entries;  /* likewise */
 };
 
 /* Value of gw_ports: a port is protected (limited) when the entry is non-zero. */
@@ -69,8 +109,11 @@ struct gw_loader_info {
 	char ifname[16];
 };
 
-/* Map sizes (defaults; the policy may lower or raise the source map). */
+/* Default map sizes; the loader may set others before the maps are first created. */
 #define GW_SOURCES_DEFAULT_ENTRIES (1 << 20)
+#define GW_SUBNETS_DEFAULT_ENTRIES (1 << 18)
+#define GW_ALLOWLIST_DEFAULT_ENTRIES 4096
+#define GW_BLOCKLIST_DEFAULT_ENTRIES (1 << 18)
 #define GW_PORTS_ENTRIES 65536
 
 #endif /* GATEWARDEN_ABI_H */

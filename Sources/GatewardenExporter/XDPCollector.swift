@@ -29,13 +29,14 @@ public struct XDPCollector: Collector {
             let mode = (try? instance.mode())??.rawValue ?? "unknown"
             attached.add(["interface": interface, "mode": mode], (linkInfo?.interfaceIndex ?? 0) != 0 ? 1 : 0)
 
-            for statistic in try instance.statistics() {
+            let maps = try instance.maps()
+            for statistic in try maps.readStatistics() {
                 let labels: KeyValuePairs = ["interface": interface, "action": statistic.action, "reason": statistic.reason]
                 packets.add(labels, Double(statistic.packets))
                 bytes.add(labels, Double(statistic.bytes))
             }
-            for mapName in [XDPInstance.MapName.sources] {
-                capacity.add(["interface": interface, "map": mapName], Double(try instance.map(mapName).info.maxEntries))
+            for map in [maps.sources, maps.subnets, maps.allowlist, maps.blocklist] {
+                capacity.add(["interface": interface, "map": map.info.name], Double(map.info.maxEntries))
             }
         }
         return [attached, packets, bytes, capacity]

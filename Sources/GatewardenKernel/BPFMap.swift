@@ -174,3 +174,36 @@ extension BPFMap {
         }
     }
 }
+
+extension BPFMap {
+    /// Removes `key`; returns false if it was absent.
+    @discardableResult
+    public func delete<Key: BitwiseCopyable>(_ key: Key) throws -> Bool {
+        guard MemoryLayout<Key>.size == info.keySize else {
+            throw KernelError(operation: "map \(info.name): key size \(info.keySize), not \(MemoryLayout<Key>.size)")
+        }
+        var key = key
+        if bpf_map_delete_elem(descriptor.rawValue, &key) == 0 { return true }
+        if errno == ENOENT { return false }
+        throw KernelError.fromErrno("delete from map \(info.name)")
+    }
+
+    /// Every key, by `bpf_map_get_next_key` (for maps without batch lookups, such as LPM tries).
+    public func keys<Key: BitwiseCopyable>(as _: Key.Type) throws -> [Key] {
+        guard MemoryLayout<Key>.size == info.keySize else {
+            throw KernelError(operation: "map \(info.name): key size \(info.keySize), not \(MemoryLayout<Key>.size)")
+        }
+        var keys: [Key] = []
+        let current = UnsafeMutablePointer<Key>.allocate(capacity: 1)
+        let next = UnsafeMutablePointer<Key>.allocate(capacity: 1)
+        defer { current.deallocate(); next.deallocate() }
+        var previous: UnsafeMutablePointer<Key>? = nil
+        while bpf_map_get_next_key(descriptor.rawValue, previous, next) == 0 {
+            keys.append(next.pointee)
+            current.pointee = next.pointee
+            previous = current
+        }
+        guard errno == ENOENT else { throw KernelError.fromErrno("list keys of map \(info.name)") }
+        return keys
+    }
+}

@@ -108,6 +108,28 @@ public struct XDPLink: Sendable {
 
 /// Asks the kernel (over netlink) which XDP program an interface runs.
 public enum XDPQuery {
+    /// Detaches a program attached over netlink (not through a link), for `load --force`.
+    public static func detachForeignProgram(interfaceIndex: UInt32, namespace: NetworkNamespace) throws {
+        try namespace.perform {
+            try withZeroed(bpf_xdp_query_opts.self) { options in
+                options.pointee.sz = MemoryLayout<bpf_xdp_query_opts>.size
+                let query = bpf_xdp_query(Int32(interfaceIndex), 0, options)
+                guard query == 0 else { throw KernelError.fromReturnCode(query, "query XDP on interface \(interfaceIndex)") }
+                let flags: Int32
+                switch Int32(options.pointee.attach_mode) {
+                case Int32(XDP_ATTACHED_DRV): flags = Int32(XDP_FLAGS_DRV_MODE)
+                case Int32(XDP_ATTACHED_SKB): flags = Int32(XDP_FLAGS_SKB_MODE)
+                case Int32(XDP_ATTACHED_HW): flags = Int32(XDP_FLAGS_HW_MODE)
+                default: return
+                }
+                let result = bpf_xdp_detach(Int32(interfaceIndex), UInt32(flags), nil)
+                guard result == 0 else {
+                    throw KernelError.fromReturnCode(result, "detach the XDP program on interface \(interfaceIndex)")
+                }
+            }
+        }
+    }
+
     /// The id of the attached program in any mode, or nil when none is attached.
     public static func attachedProgramID(interfaceIndex: UInt32, namespace: NetworkNamespace) throws -> UInt32? {
         try namespace.perform {

@@ -1,19 +1,27 @@
+import GatewardenKernel
+
 /// What Gatewarden protects and how. One policy drives both layers: the nftables ruleset
 /// and the XDP program's configuration maps.
 ///
-/// The walking skeleton knows the protected ports only; limits, lists and their YAML form
+/// Today it holds the XDP limits and the allowlist; the YAML form and the nftables limits
 /// grow here.
 ///
-///     let policy = Policy.builtInDefault
-///     print(NFTablesRuleset(policy: policy).text)
+///     var policy = Policy.builtInDefault
+///     policy.allowlist.append(try AddressPrefix("203.0.113.0/24"))
 public struct Policy: Sendable, Equatable {
-    /// Destination ports whose traffic is limited (TCP and UDP).
-    public var protectedPorts: [UInt16]
+    /// Per-source and per-subnet packet limits, subnet sizes and protected ports.
+    public var xdp: XDPLimits
+    /// Sources that are never limited.
+    public var allowlist: [AddressPrefix]
 
-    public init(protectedPorts: [UInt16]) {
-        self.protectedPorts = protectedPorts
+    public init(xdp: XDPLimits, allowlist: [AddressPrefix] = []) {
+        self.xdp = xdp
+        self.allowlist = allowlist
     }
 
-    /// The policy used without `--policy`: HTTP and HTTPS, as the seed articles protect.
-    public static let builtInDefault = Policy(protectedPorts: [80, 443])
+    /// Destination ports whose traffic is limited (TCP and UDP).
+    public var protectedPorts: [UInt16] { xdp.protectedPorts }
+
+    /// The policy used without `--policy`: the seed articles' limits on HTTP and HTTPS.
+    public static let builtInDefault = Policy(xdp: .default)
 }

@@ -54,7 +54,8 @@ func compile(_ arguments: Arguments) throws -> Data {
         .appendingPathComponent("gatewarden-bpfc-\(getpid())-\(UUID().uuidString).o")
     defer { try? FileManager.default.removeItem(at: object) }
 
-    var clangArguments = ["-target", "bpf", "-O2", "-g", "-Wall", "-Werror"]
+    // -mcpu=v3: atomic compare-and-swap, which the rate limiter needs (kernel 5.12+).
+    var clangArguments = ["-target", "bpf", "-mcpu=v3", "-O2", "-g", "-Wall", "-Werror"]
     if let multiarch = multiarchIncludeDirectory() { clangArguments += ["-I", multiarch] }
     for include in arguments.includes { clangArguments += ["-I", include] }
     clangArguments += ["-c", arguments.source, "-o", object.path]

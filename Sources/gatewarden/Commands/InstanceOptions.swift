@@ -17,4 +17,15 @@ struct InstanceOptions: ParsableArguments {
     }
 }
 
-extension XDPMode: ExpressibleByArgument {}
+/// The `--xdp-mode` choices: a fixed mode, or native with a generic fallback.
+enum XDPModeChoice: String, CaseIterable, ExpressibleByArgument {
+    case native, generic, auto
+
+    var fixedMode: XDPMode? {
+        switch self {
+        case .native: return .native
+        case .generic: return .generic
+        case .auto: return nil
+        }
+    }
+}

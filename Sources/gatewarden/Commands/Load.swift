@@ -16,12 +16,22 @@ struct Load: ParsableCommand {
 
     @OptionGroup var instance: InstanceOptions
 
-    @Option(help: "Where the XDP program runs: native (in the driver) or generic (any interface, slower).")
-    var xdpMode: XDPMode = .native
+    @Option(help: ArgumentHelp(
+        "Where the XDP program runs: native (in the driver), generic (any interface, slower), or auto.",
+        discussion: "auto tries native and falls back to generic, saying so on stderr; the mode is recorded for status and the exporter."))
+    var xdpMode: XDPModeChoice = .native
+
+    @Flag(help: "Replace an XDP program on the interface that is not Gatewarden's.")
+    var force = false
+
+    @Option(name: .customLong("allow"), help: ArgumentHelp("A source CIDR that is never limited (repeatable).", valueName: "cidr"))
+    var allowlist: [String] = []
 
     func run() throws {
+        var policy = Policy.builtInDefault
+        policy.allowlist = try allowlist.map { try AddressPrefix($0) }
         let deployment = try Deployment(namespace: instance.namespace(), interface: instance.interface)
-        let outcome = try deployment.install(policy: .builtInDefault, mode: xdpMode)
+        let outcome = try deployment.install(policy: policy, mode: xdpMode, force: force)
         print(outcome)
     }
 }

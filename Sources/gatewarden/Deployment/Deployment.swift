@@ -1,4 +1,3 @@
-import CGatewardenABI
 import Foundation
 import GatewardenBPF
 import GatewardenKernel
@@ -17,6 +16,11 @@ struct Deployment {
 
     static let program = EmbeddedBPF.gatewardenXdp
     static let programName = "gatewarden_xdp"
+
+    /// The maps the program pins: what `unload` may remove, and nothing else.
+    static func mapNames() throws -> [String] {
+        try BPFObject(elf: program.bytes, name: programName).mapNames
+    }
 
     init(namespace: NetworkNamespace, interface: String, pinRoot: String = PinLayout.defaultRoot) {
         self.namespace = namespace
@@ -40,7 +44,7 @@ struct Deployment {
         }
     }
 
-    func install(policy: Policy, mode: XDPMode) throws -> Outcome {
+    func install(policy: Policy, mode requested: XDPModeChoice, force: Bool = false) throws -> Outcome {
         let interfaceIndex = try NetworkInterface.index(of: interface, in: namespace)
         let ruleset = NFTablesRuleset(policy: policy)
         let nft = try NFTables(namespace: namespace)
@@ -48,8 +52,9 @@ struct Deployment {
 
         let link = XDPLink(pinPath: layout.link)
         let replacing = link.exists
-        if replacing, let current = try XDPInstance(layout: layout).mode(), current != mode {
-            throw KernelError(operation: "'\(interface)' runs Gatewarden in \(current.rawValue) mode; "
+        let currentMode = replacing ? try XDPInstance(layout: layout).mode() : nil
+        if let currentMode, let fixed = requested.fixedMode, currentMode != fixed {
+            throw KernelError(operation: "'\(interface)' runs Gatewarden in \(currentMode.rawValue) mode; "
                 + "changing the mode needs `gatewarden unload` first")
         }
 
@@ -62,14 +67,19 @@ struct Deployment {
             let programFD = try object.programDescriptor(named: Self.programName)
             let programID = try XDPQuery.programID(of: programFD)
 
+            let maps = try XDPMaps(object: object)
+            // Limits first: the new program must never run a packet without them.
+            try maps.apply(policy.xdp, allowlist: policy.allowlist)
+            let mode: XDPMode
             if replacing {
                 try link.replaceProgram(with: programFD)
+                mode = currentMode ?? .native
             } else {
-                _ = try XDPLink.attach(programFD: programFD, interfaceIndex: interfaceIndex, interface: interface,
-                                       mode: mode, namespace: namespace, pinPath: layout.link)
+                mode = try attach(programFD: programFD, interfaceIndex: interfaceIndex, requested: requested, force: force)
             }
             try verifyAttached(programID: programID, interfaceIndex: interfaceIndex)
-            try configure(object: object, policy: policy, mode: mode, interfaceIndex: interfaceIndex)
+            try maps.recordAttach(mode: mode, interface: interface, interfaceIndex: interfaceIndex,
+                                  wallClockNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9))
             try nft.run(ruleset.replaceTransaction)
             return Outcome(replaced: replacing, programID: programID, mode: mode, pins: layout.directory,
                            interface: interface, namespace: namespace)
@@ -91,24 +101,32 @@ struct Deployment {
         }
     }
 
-    /// Writes the policy's XDP configuration and the loader's record into the maps.
-    private func configure(object: BPFObject, policy: Policy, mode: XDPMode, interfaceIndex: UInt32) throws {
-        let ports = try BPFMap(borrowing: object.mapDescriptor(named: XDPInstance.MapName.ports))
-        let protected = Set(policy.protectedPorts)
-        try ports.updateAll(count: Int(GW_PORTS_ENTRIES)) { port in
-            UInt8(protected.contains(UInt16(port)) ? GW_PORT_PROTECTED : 0)
+    /// Attaches in the requested mode. `auto` tries native and falls back to generic, saying so;
+    /// `force` first removes an XDP program that is not Gatewarden's.
+    private func attach(programFD: Int32, interfaceIndex: UInt32, requested: XDPModeChoice, force: Bool) throws -> XDPMode {
+        if force, let foreign = try XDPQuery.attachedProgramID(interfaceIndex: interfaceIndex, namespace: namespace) {
+            try XDPQuery.detachForeignProgram(interfaceIndex: interfaceIndex, namespace: namespace)
+            FileHandle.standardError.write(Data(
+                "gatewarden: --force: detached XDP program id \(foreign) from '\(interface)'\n".utf8))
         }
-
-        var record = gw_loader_info()
-        record.abi_version = UInt32(GW_ABI_VERSION)
-        record.xdp_mode = mode == .native ? GW_XDP_MODE_NATIVE.rawValue : GW_XDP_MODE_GENERIC.rawValue
-        record.ifindex = interfaceIndex
-        record.attached_unix_ns = UInt64(Date().timeIntervalSince1970 * 1e9)
-        withUnsafeMutableBytes(of: &record.ifname) { buffer in
-            buffer.copyBytes(from: interface.utf8.prefix(buffer.count - 1))
+        func attach(_ mode: XDPMode) throws {
+            _ = try XDPLink.attach(programFD: programFD, interfaceIndex: interfaceIndex, interface: interface,
+                                   mode: mode, namespace: namespace, pinPath: layout.link)
         }
-        let loader = try BPFMap(borrowing: object.mapDescriptor(named: XDPInstance.MapName.loader))
-        try loader.update(record, at: UInt32(0))
+        guard requested == .auto else {
+            let mode = requested.fixedMode!
+            try attach(mode)
+            return mode
+        }
+        do {
+            try attach(.native)
+            return .native
+        } catch let nativeFailure as KernelError where nativeFailure.errno != EBUSY && nativeFailure.errno != EEXIST {
+            let reason = String(describing: nativeFailure).split(separator: "\n").first ?? ""
+            FileHandle.standardError.write(Data("gatewarden: \(reason); falling back to generic mode\n".utf8))
+            try attach(.generic)
+            return .generic
+        }
     }
 
     /// Detaches the program, removes the pins `load` made and, when no other instance in the
@@ -120,7 +138,7 @@ struct Deployment {
             try link.detach()
             removed.append("XDP program on '\(interface)' (pin \(layout.link))")
         }
-        let mapNames = try BPFObject(elf: Self.program.bytes, name: Self.programName).mapNames
+        let mapNames = try Self.mapNames()
         for name in mapNames where unlink(layout.map(name)) == 0 {
             removed.append("map pin \(layout.map(name))")
         }

@@ -1,0 +1,74 @@
+import CGatewardenABI
+
+/// The XDP program's limits, as a policy states them: packets per second and burst, per
+/// source address and per source subnet, the subnet sizes and the protected ports.
+///
+///     var limits = XDPLimits.default
+///     limits.source = .init(packetsPerSecond: 100, burst: 200)
+///     try maps.apply(limits)
+public struct XDPLimits: Sendable, Equatable {
+    /// A GCRA limit: a sustained rate and how many packets may arrive at once.
+    public struct Rate: Sendable, Equatable, CustomStringConvertible {
+        public var packetsPerSecond: UInt64
+        public var burst: UInt64
+
+        public init(packetsPerSecond: UInt64, burst: UInt64) {
+            self.packetsPerSecond = packetsPerSecond
+            self.burst = burst
+        }
+
+        /// Nanoseconds between packets at the sustained rate; 0 (no limit) for a rate of 0.
+        var intervalNanoseconds: UInt64 { packetsPerSecond == 0 ? 0 : 1_000_000_000 / packetsPerSecond }
+        /// How far ahead of now the theoretical arrival time may run: `burst` intervals.
+        var toleranceNanoseconds: UInt64 { intervalNanoseconds * burst }
+
+        public var description: String { "\(packetsPerSecond)/s burst \(burst)" }
+    }
+
+    public var source: Rate
+    public var subnet: Rate
+    public var ipv4SubnetPrefix: Int
+    public var ipv6SubnetPrefix: Int
+    public var protectedPorts: [UInt16]
+
+    public init(source: Rate, subnet: Rate, ipv4SubnetPrefix: Int, ipv6SubnetPrefix: Int, protectedPorts: [UInt16]) {
+        self.source = source
+        self.subnet = subnet
+        self.ipv4SubnetPrefix = ipv4SubnetPrefix
+        self.ipv6SubnetPrefix = ipv6SubnetPrefix
+        self.protectedPorts = protectedPorts
+    }
+
+    /// The seed articles' limits: 100 packets/s burst 200 per source and 500/s burst 1000 per /24
+    /// (per /64 for IPv6) on HTTP and HTTPS.
+    public static let `default` = XDPLimits(
+        source: Rate(packetsPerSecond: 100, burst: 200),
+        subnet: Rate(packetsPerSecond: 500, burst: 1000),
+        ipv4SubnetPrefix: 24, ipv6SubnetPrefix: 64, protectedPorts: [80, 443])
+
+    /// The config map's value for these limits.
+    func configuration(allowlistEntries: UInt32, blocklistEntries: UInt32) -> gw_config {
+        var config = gw_config()
+        config.source_interval_ns = source.intervalNanoseconds
+        config.source_tolerance_ns = source.toleranceNanoseconds
+        config.subnet_interval_ns = subnet.intervalNanoseconds
+        config.subnet_tolerance_ns = subnet.toleranceNanoseconds
+        config.ipv4_subnet_prefix = UInt32(ipv4SubnetPrefix)
+        config.ipv6_subnet_prefix = UInt32(ipv6SubnetPrefix)
+        config.allowlist_entries = allowlistEntries
+        config.blocklist_entries = blocklistEntries
+        return config
+    }
+
+    /// The limits a config map value holds (ports are kept in their own map).
+    init(configuration config: gw_config, protectedPorts: [UInt16]) {
+        func rate(_ interval: UInt64, _ tolerance: UInt64) -> Rate {
+            interval == 0 ? Rate(packetsPerSecond: 0, burst: 0)
+                : Rate(packetsPerSecond: 1_000_000_000 / interval, burst: tolerance / interval)
+        }
+        self.init(source: rate(config.source_interval_ns, config.source_tolerance_ns),
+                  subnet: rate(config.subnet_interval_ns, config.subnet_tolerance_ns),
+                  ipv4SubnetPrefix: Int(config.ipv4_subnet_prefix), ipv6SubnetPrefix: Int(config.ipv6_subnet_prefix),
+                  protectedPorts: protectedPorts)
+    }
+}

@@ -1,0 +1,231 @@
+import CGatewardenABI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The XDP program's maps, opened either from an instance's pins or from a freshly loaded
+/// object (tests run the program through BPF_PROG_TEST_RUN without pinning anything).
+///
+///     let maps = try XDPMaps(layout: layout)
+///     try maps.block(try AddressPrefix("198.51.100.0/24"), for: .seconds(3600))
+public struct XDPMaps: Sendable {
+    /// Map names in bpf/gatewarden_xdp.c.
+    public enum Name {
+        public static let statistics = "gw_stats"
+        public static let sources = "gw_sources"
+        public static let subnets = "gw_subnets"
+        public static let allowlist = "gw_allowlist"
+        public static let blocklist = "gw_blocklist"
+        public static let config = "gw_config"
+        public static let ports = "gw_ports"
+        public static let loader = "gw_loader"
+    }
+
+    /// `enum gw_action` names, by value.
+    public static let actionNames = ["pass", "drop"]
+    /// `enum gw_reason` names, by value; the `reason` label of `gatewarden_xdp_packets_total`.
+    public static let reasonNames = [
+        "within_limit", "unprotected", "not_ip", "malformed",
+        "allowlist", "blocklist", "rate_ip", "rate_subnet", "unsupported",
+    ]
+
+    public let statistics: BPFMap
+    public let sources: BPFMap
+    public let subnets: BPFMap
+    public let allowlist: BPFMap
+    public let blocklist: BPFMap
+    public let config: BPFMap
+    public let ports: BPFMap
+    public let loader: BPFMap
+
+    private init(open: (String) throws -> BPFMap) throws {
+        precondition(Self.actionNames.count == Int(GW_ACTION_COUNT.rawValue), "gw_action names out of date")
+        precondition(Self.reasonNames.count == Int(GW_REASON_COUNT.rawValue), "gw_reason names out of date")
+        statistics = try open(Name.statistics)
+        sources = try open(Name.sources)
+        subnets = try open(Name.subnets)
+        allowlist = try open(Name.allowlist)
+        blocklist = try open(Name.blocklist)
+        config = try open(Name.config)
+        ports = try open(Name.ports)
+        loader = try open(Name.loader)
+    }
+
+    public init(layout: PinLayout) throws {
+        try self.init { try BPFMap(pinnedAt: layout.map($0)) }
+    }
+
+    public init(object: BPFObject) throws {
+        try self.init { try BPFMap(borrowing: object.mapDescriptor(named: $0)) }
+    }
+
+    // MARK: Statistics
+
+    /// A counter of the statistics array with its action and reason names.
+    public struct Statistic: Sendable, Equatable {
+        public var action: String
+        public var reason: String
+        public var packets: UInt64
+        public var bytes: UInt64
+    }
+
+    /// Every (action, reason) counter, summed over CPUs.
+    public func readStatistics() throws -> [Statistic] {
+        var result: [Statistic] = []
+        for action in Self.actionNames.indices {
+            for reason in Self.reasonNames.indices {
+                let index = UInt32(action * Self.reasonNames.count + reason)
+                let perCPU = try statistics.perCPUValues(at: index, as: gw_counter.self) ?? []
+                result.append(Statistic(
+                    action: Self.actionNames[action], reason: Self.reasonNames[reason],
+                    packets: perCPU.reduce(0) { $0 &+ $1.packets },
+                    bytes: perCPU.reduce(0) { $0 &+ $1.bytes }))
+            }
+        }
+        return result
+    }
+
+    /// Packets counted for one (action, reason).
+    public func packets(action: String, reason: String) throws -> UInt64 {
+        try readStatistics().first { $0.action == action && $0.reason == reason }?.packets ?? 0
+    }
+
+    // MARK: Configuration
+
+    /// Writes the limits, protected ports and allowlist; the program reads them on its next packet.
+    /// The allowlist is replaced: entries not in `allowlist` are removed.
+    public func apply(_ limits: XDPLimits, allowlist wanted: [AddressPrefix]) throws {
+        let protected = Set(limits.protectedPorts)
+        try ports.updateAll(count: Int(GW_PORTS_ENTRIES)) { port in
+            UInt8(protected.contains(UInt16(port)) ? GW_PORT_PROTECTED : 0)
+        }
+        let wantedKeys = Set(wanted)
+        for key in try allowlist.keys(as: gw_lpm_key.self) where !wantedKeys.contains(AddressPrefix(lpmKey: key)) {
+            try allowlist.delete(key)
+        }
+        let now = BootClock.nanoseconds
+        for prefix in wanted {
+            try allowlist.update(gw_allow_entry(added_boot_ns: now), at: prefix.lpmKey)
+        }
+        try writeConfiguration(limits)
+    }
+
+    /// The limits in force, or nil if none were written yet.
+    public func limits() throws -> XDPLimits? {
+        guard let value = try config.value(at: UInt32(0), as: gw_config.self), value.ipv6_subnet_prefix != 0 else {
+            return nil
+        }
+        var protected: [UInt16] = []
+        try ports.forEachEntry(keyType: UInt32.self, valueType: UInt8.self) { port, flag in
+            if flag[0] == UInt8(GW_PORT_PROTECTED) { protected.append(UInt16(port)) }
+        }
+        return XDPLimits(configuration: value, protectedPorts: protected.sorted())
+    }
+
+    private func writeConfiguration(_ limits: XDPLimits) throws {
+        let value = limits.configuration(allowlistEntries: UInt32(try allowlist.keys(as: gw_lpm_key.self).count),
+                                         blocklistEntries: UInt32(try blocklist.keys(as: gw_lpm_key.self).count))
+        try config.update(value, at: UInt32(0))
+    }
+
+    /// Re-counts the lists into the config map: the program skips a trie whose count is 0.
+    private func refreshListCounts() throws {
+        guard var value = try config.value(at: UInt32(0), as: gw_config.self) else { return }
+        value.allowlist_entries = UInt32(try allowlist.keys(as: gw_lpm_key.self).count)
+        value.blocklist_entries = UInt32(try blocklist.keys(as: gw_lpm_key.self).count)
+        try config.update(value, at: UInt32(0))
+    }
+
+    // MARK: Blocklist
+
+    /// Adds (or renews) a ban on `prefix`; `duration` nil bans until removed.
+    public func block(_ prefix: AddressPrefix, for duration: Duration?) throws {
+        let now = BootClock.nanoseconds
+        var entry = gw_block_entry()
+        entry.added_boot_ns = now
+        if let duration {
+            let (seconds, attoseconds) = duration.components
+            entry.expires_boot_ns = now + UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        }
+        try blocklist.update(entry, at: prefix.lpmKey)
+        try refreshListCounts()
+    }
+
+    /// Lifts a ban; returns false if `prefix` was not banned.
+    @discardableResult
+    public func unblock(_ prefix: AddressPrefix) throws -> Bool {
+        let removed = try blocklist.delete(prefix.lpmKey)
+        try refreshListCounts()
+        return removed
+    }
+
+    /// Every ban with its expiry (CLOCK_BOOTTIME nanoseconds; 0 = never).
+    public func bans() throws -> [(prefix: AddressPrefix, expiresBootNanoseconds: UInt64)] {
+        try blocklist.keys(as: gw_lpm_key.self).compactMap { key in
+            guard let entry = try blocklist.value(at: key, as: gw_block_entry.self) else { return nil }
+            return (AddressPrefix(lpmKey: key), entry.expires_boot_ns)
+        }
+    }
+
+    // MARK: Rate state
+
+    /// The bucket of one source address (4 or 16 bytes), if the program has seen it.
+    public func sourceBucket(address: [UInt8]) throws -> gw_bucket? {
+        try sources.value(at: Self.key(address: address), as: gw_bucket.self)
+    }
+
+    /// The map key of an address: IPv6 as is, IPv4 (4 bytes) mapped into ::ffff:0:0/96.
+    public static func key(address: [UInt8]) -> gw_addr {
+        precondition(address.count == 4 || address.count == 16, "an address has 4 or 16 bytes")
+        let mapped = address.count == 16 ? address : [UInt8](repeating: 0, count: 10) + [0xff, 0xff] + address
+        var key = gw_addr()
+        withUnsafeMutableBytes(of: &key.bytes) { $0.copyBytes(from: mapped) }
+        return key
+    }
+
+    // MARK: Loader record
+
+    public func loaderInfo() throws -> gw_loader_info? {
+        let info = try loader.value(at: UInt32(0), as: gw_loader_info.self)
+        return info.flatMap { $0.abi_version == 0 ? nil : $0 }
+    }
+
+    public func recordAttach(mode: XDPMode, interface: String, interfaceIndex: UInt32, wallClockNanoseconds: UInt64) throws {
+        var record = gw_loader_info()
+        record.abi_version = UInt32(GW_ABI_VERSION)
+        record.xdp_mode = mode.abiValue
+        record.ifindex = interfaceIndex
+        record.attached_unix_ns = wallClockNanoseconds
+        withUnsafeMutableBytes(of: &record.ifname) { buffer in
+            buffer.copyBytes(from: interface.utf8.prefix(buffer.count - 1))
+        }
+        try loader.update(record, at: UInt32(0))
+    }
+}
+
+/// CLOCK_BOOTTIME, the clock of `bpf_ktime_get_boot_ns`: ban expiries count suspended time too.
+public enum BootClock {
+    public static var nanoseconds: UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+}
+
+extension XDPMode {
+    /// The value recorded in `gw_loader_info.xdp_mode`.
+    public var abiValue: UInt32 {
+        switch self {
+        case .native: return GW_XDP_MODE_NATIVE.rawValue
+        case .generic: return GW_XDP_MODE_GENERIC.rawValue
+        }
+    }
+
+    public init?(abiValue: UInt32) {
+        switch abiValue {
+        case GW_XDP_MODE_NATIVE.rawValue: self = .native
+        case GW_XDP_MODE_GENERIC.rawValue: self = .generic
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import GatewardenKernel
+
+/// `gatewarden block`: bans a source network in the XDP blocklist.
+struct Block: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Drop all traffic from a source CIDR at the driver, for a time or until unblocked.",
+        discussion: """
+        The ban is an entry in the pinned blocklist map: it takes effect on the next packet, survives \
+        reloads and exporter restarts, and expires by itself when given --for.
+        """
+    )
+
+    @Argument(help: ArgumentHelp("The source network, e.g. 198.51.100.0/24 or 2001:db8::/48.", valueName: "cidr"))
+    var cidr: String
+
+    @OptionGroup var instance: InstanceOptions
+
+    @Option(name: .customLong("for"), help: ArgumentHelp("How long the ban lasts: 90s, 30m, 1h, 7d; omitted, until unblocked.",
+                                                         valueName: "duration"))
+    var duration: BanDuration?
+
+    func run() throws {
+        let prefix = try AddressPrefix(cidr)
+        let maps = try loadedMaps(instance)
+        try maps.block(prefix, for: duration?.value)
+        print("blocked \(prefix) on '\(instance.interface)'" + (duration.map { " for \($0.text)" } ?? " until unblocked"))
+    }
+}
+
+/// `gatewarden unblock`: lifts a ban.
+struct Unblock: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove a source CIDR from the XDP blocklist.")
+
+    @Argument(help: ArgumentHelp("The banned network, exactly as it was blocked.", valueName: "cidr"))
+    var cidr: String
+
+    @OptionGroup var instance: InstanceOptions
+
+    func run() throws {
+        let prefix = try AddressPrefix(cidr)
+        guard try loadedMaps(instance).unblock(prefix) else {
+            throw ValidationError("\(prefix) is not in the blocklist of '\(instance.interface)'")
+        }
+        print("unblocked \(prefix) on '\(instance.interface)'")
+    }
+}
+
+/// The maps of a loaded instance, or an error saying it is not loaded.
+func loadedMaps(_ instance: InstanceOptions) throws -> XDPMaps {
+    let layout = PinLayout(namespace: try instance.namespace(), interface: instance.interface)
+    guard FileManager.default.fileExists(atPath: layout.directory) else {
+        throw ValidationError("Gatewarden is not loaded on '\(instance.interface)' in \(layout.namespace) (nothing at \(layout.directory))")
+    }
+    return try XDPMaps(layout: layout)
+}
+
+/// A duration written like `90s`, `30m`, `1h` or `7d`.
+struct BanDuration: ExpressibleByArgument {
+    let value: Duration
+    let text: String
+
+    init?(argument: String) {
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        guard let unit = argument.last, let multiplier = units[unit],
+              let amount = Int64(argument.dropLast()), amount > 0 else { return nil }
+        value = .seconds(amount * multiplier)
+        text = argument
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import GatewardenKernel
+
+/// `gatewarden status`: what runs where, with which limits.
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show each Gatewarden instance: program, mode, attach time, map fill and active limits."
+    )
+
+    @Option(help: ArgumentHelp("Show the instances of this network namespace.", valueName: "name"))
+    var netns: String?
+
+    func run() throws {
+        let namespace = try NetworkNamespace(optionalName: netns)
+        let interfaces = PinLayout.interfaces(namespace: namespace)
+        guard !interfaces.isEmpty else {
+            print("Gatewarden is not loaded in \(namespace)")
+            return
+        }
+        for interface in interfaces {
+            print(try report(XDPInstance(layout: PinLayout(namespace: namespace, interface: interface))))
+        }
+    }
+
+    private func report(_ instance: XDPInstance) throws -> String {
+        let maps = try instance.maps()
+        let link = try? instance.link.info()
+        let loader = try maps.loaderInfo()
+        var lines = ["\(instance.layout.interface) (\(instance.layout.namespace)):"]
+        if let link, link.interfaceIndex != 0 {
+            lines.append("  program:   id \(link.programID), link id \(link.linkID), \(loader.flatMap { XDPMode(abiValue: $0.xdp_mode) }?.rawValue ?? "unknown") mode")
+        } else {
+            lines.append("  program:   NOT ATTACHED (pins remain in \(instance.layout.directory))")
+        }
+        if let loader {
+            let attached = Date(timeIntervalSince1970: Double(loader.attached_unix_ns) / 1e9)
+            lines.append("  attached:  \(attached.formatted(.iso8601))")
+        }
+        if let limits = try maps.limits() {
+            lines.append("  limits:    per source \(limits.source), per subnet \(limits.subnet) "
+                + "(IPv4 /\(limits.ipv4SubnetPrefix), IPv6 /\(limits.ipv6SubnetPrefix))")
+            lines.append("  ports:     \(limits.protectedPorts.map(String.init).joined(separator: ", "))")
+        }
+        let allowed = try maps.allowlist.keys(as: gw_lpm_key.self).map(AddressPrefix.init(lpmKey:))
+        lines.append("  allowlist: \(allowed.isEmpty ? "empty" : allowed.map(\.description).joined(separator: ", "))")
+        let now = BootClock.nanoseconds
+        let bans = try maps.bans().map { ban in
+            ban.expiresBootNanoseconds == 0 ? "\(ban.prefix)"
+                : ban.expiresBootNanoseconds <= now ? "\(ban.prefix) (expired)"
+                : "\(ban.prefix) (\((ban.expiresBootNanoseconds - now) / 1_000_000_000)s left)"
+        }
+        lines.append("  blocklist: \(bans.isEmpty ? "empty" : bans.joined(separator: ", "))")
+        var fill: [String] = []
+        for map in [maps.sources, maps.subnets] {
+            var entries = 0
+            try map.forEachEntry(keyType: gw_addr.self, valueType: gw_bucket.self) { _, _ in entries += 1 }
+            fill.append("\(map.info.name) \(entries)/\(map.info.maxEntries)")
+        }
+        lines.append("  maps:      " + fill.joined(separator: ", "))
+        return lines.joined(separator: "\n")
+    }
+}
+
+import CGatewardenABI

@@ -1,0 +1,187 @@
+import GatewardenKernel
+import Testing
+
+/// One crafted packet, the verdict the program must give it and the counter it must move.
+struct VerdictCase: CustomTestStringConvertible, Sendable {
+    let name: String
+    let packet: [UInt8]
+    let action: ProgramTestRun.Action
+    let reason: String
+
+    var testDescription: String { name }
+}
+
+private let client: [UInt8] = [192, 0, 2, 7]
+private let client6 = Packet.ipv6Address("2001:db8:1:2::7")
+// Options that read as destination port 443 if a parser ignored IHL and took them for TCP.
+private let portLookalikeOptions: [UInt8] = [0x01, 0x01, 0x01, 0xbb]
+
+private let statelessCases: [VerdictCase] = {
+    let tcp443 = Packet.ipv4(source: client, transport: .tcp(destinationPort: 443))
+    let v6tcp443 = Packet.ipv6(source: client6, transport: .tcp(destinationPort: 443))
+    let sevenExtensions: [Packet.Extension] = [.hopByHop] + Array(repeating: .destinationOptions, count: 6)
+    return [
+        .init(name: "IPv4 TCP to 443", packet: tcp443, action: .pass, reason: "within_limit"),
+        .init(name: "IPv4 UDP to 443", packet: Packet.ipv4(source: client, transport: .udp(destinationPort: 443)),
+              action: .pass, reason: "within_limit"),
+        .init(name: "IPv4 TCP to 22 (unprotected)", packet: Packet.ipv4(source: client, transport: .tcp(destinationPort: 22)),
+              action: .pass, reason: "unprotected"),
+        .init(name: "IPv4 ICMP (no port)", packet: Packet.ipv4(source: client, transport: .raw(protocolNumber: 1, payload: [8, 0, 0, 0])),
+              action: .pass, reason: "unprotected"),
+        .init(name: "one VLAN tag", packet: Packet.ipv4(source: client, transport: .tcp(destinationPort: 443), vlans: [10]),
+              action: .pass, reason: "within_limit"),
+        .init(name: "two VLAN tags (802.1ad + 802.1Q)",
+              packet: Packet.ipv4(source: client, transport: .tcp(destinationPort: 443), vlans: [100, 10]),
+              action: .pass, reason: "within_limit"),
+        .init(name: "IPv4 options, port 22 behind them (IHL honoured)",
+              packet: Packet.ipv4(source: client, transport: .tcp(destinationPort: 22), options: portLookalikeOptions),
+              action: .pass, reason: "unprotected"),
+        .init(name: "IPv4 options, port 443 behind them",
+              packet: Packet.ipv4(source: client, transport: .tcp(destinationPort: 443), options: [1, 1, 1, 0]),
+              action: .pass, reason: "within_limit"),
+        .init(name: "IHL 4 (< 5)", packet: Packet.ipv4(source: client, transport: .tcp(destinationPort: 443), ihl: 4),
+              action: .pass, reason: "malformed"),
+        .init(name: "IHL 15 beyond the frame", packet: Packet.ipv4(source: client, transport: .udp(destinationPort: 443), ihl: 15),
+              action: .pass, reason: "malformed"),
+        // Frames shorter than an Ethernet header never reach XDP (BPF_PROG_TEST_RUN refuses them too);
+        // the shortest truncation a program can see is inside the VLAN tags or the EtherType.
+        .init(name: "Ethernet header only, no payload", packet: Array(tcp443.prefix(14)), action: .pass, reason: "malformed"),
+        .init(name: "truncated VLAN tag", packet: Array(Packet.ipv4(source: client, transport: .tcp(destinationPort: 443), vlans: [10]).prefix(16)),
+              action: .pass, reason: "malformed"),
+        .init(name: "truncated IPv4 header", packet: Array(tcp443.prefix(14 + 12)), action: .pass, reason: "malformed"),
+        .init(name: "truncated TCP header", packet: Array(tcp443.prefix(14 + 20 + 10)), action: .pass, reason: "malformed"),
+        .init(name: "TCP data offset < 5", packet: Packet.ipv4(source: client, transport: .tcp(destinationPort: 443, dataOffsetWords: 2)),
+              action: .pass, reason: "malformed"),
+        .init(name: "IPv4 non-first fragment (no ports: judged as protected)",
+              packet: Packet.ipv4(source: client, transport: .raw(protocolNumber: 6, payload: [UInt8](repeating: 0, count: 40)),
+                                  fragmentOffset: 185),
+              action: .pass, reason: "within_limit"),
+        .init(name: "IPv4 first fragment to port 22",
+              packet: Packet.ipv4(source: client, transport: .tcp(destinationPort: 22), moreFragments: true),
+              action: .pass, reason: "unprotected"),
+        .init(name: "IPv6 TCP to 443", packet: v6tcp443, action: .pass, reason: "within_limit"),
+        .init(name: "IPv6 in two VLAN tags", packet: Packet.ipv6(source: client6, transport: .udp(destinationPort: 80), vlans: [7, 8]),
+              action: .pass, reason: "within_limit"),
+        .init(name: "IPv6 hop-by-hop, routing, destination options, then TCP 443",
+              packet: Packet.ipv6(source: client6, transport: .tcp(destinationPort: 443),
+                                  extensions: [.hopByHop, .routing, .destinationOptions]),
+              action: .pass, reason: "within_limit"),
+        .init(name: "IPv6 extensions, then TCP 22",
+              packet: Packet.ipv6(source: client6, transport: .tcp(destinationPort: 22), extensions: [.hopByHop, .destinationOptions]),
+              action: .pass, reason: "unprotected"),
+        .init(name: "IPv6 non-first fragment",
+              packet: Packet.ipv6(source: client6, transport: .raw(protocolNumber: 6, payload: [UInt8](repeating: 0, count: 16)),
+                                  extensions: [.fragment(offset: 100, more: false)]),
+              action: .pass, reason: "within_limit"),
+        .init(name: "IPv6 first fragment to port 22",
+              packet: Packet.ipv6(source: client6, transport: .tcp(destinationPort: 22), extensions: [.fragment(offset: 0, more: true)]),
+              action: .pass, reason: "unprotected"),
+        .init(name: "IPv6 with seven extension headers (beyond the walk)",
+              packet: Packet.ipv6(source: client6, transport: .tcp(destinationPort: 443), extensions: sevenExtensions),
+              action: .pass, reason: "unsupported"),
+        .init(name: "IPv6 ESP", packet: Packet.ipv6(source: client6, transport: .raw(protocolNumber: 50, payload: [UInt8](repeating: 0, count: 16))),
+              action: .pass, reason: "unsupported"),
+        .init(name: "truncated IPv6 header", packet: Array(v6tcp443.prefix(14 + 30)), action: .pass, reason: "malformed"),
+        .init(name: "truncated IPv6 extension header",
+              packet: Array(Packet.ipv6(source: client6, transport: .tcp(destinationPort: 443), extensions: [.hopByHop]).prefix(14 + 40 + 1)),
+              action: .pass, reason: "malformed"),
+        .init(name: "ARP", packet: Packet.arp(), action: .pass, reason: "not_ip"),
+    ]
+}()
+
+@Suite("XDP verdicts on crafted packets (BPF_PROG_TEST_RUN)", .enabled(if: Privileges.isRoot, Privileges.reason))
+struct VerdictTests {
+    @Test("each packet gets its verdict and moves exactly its reason counter", arguments: statelessCases)
+    func verdict(_ testCase: VerdictCase) throws {
+        let program = try TestProgram(limits: .unlimited)
+        let action = try program.run(testCase.packet)
+        #expect(action == testCase.action)
+        let counters = try program.counters()
+        let key = "\(testCase.action == .drop ? "drop" : "pass")/\(testCase.reason)"
+        #expect(counters[key] == 1, "counter \(key)")
+        #expect(counters.values.reduce(0, +) == 1, "exactly one counter moved: \(counters.filter { $0.value > 0 })")
+    }
+
+    @Test("an allowlisted source passes above every limit, on any port")
+    func allowlist() throws {
+        let program = try TestProgram(limits: XDPLimits.unlimited.with(source: .init(packetsPerSecond: 1, burst: 1),
+                                                                       subnet: .init(packetsPerSecond: 1, burst: 1)),
+                                      allowlist: [try AddressPrefix("203.0.113.0/24"), try AddressPrefix("2001:db8:a11::/48")])
+        for _ in 0..<20 {
+            #expect(try program.run(Packet.ipv4(source: [203, 0, 113, 9], transport: .tcp(destinationPort: 443))) == .pass)
+            #expect(try program.run(Packet.ipv6(source: Packet.ipv6Address("2001:db8:a11:5::1"), transport: .udp(destinationPort: 80))) == .pass)
+        }
+        #expect(try program.counters()["pass/allowlist"] == 40)
+        // A neighbour outside the allowlisted /24 is limited.
+        #expect(try program.run(Packet.ipv4(source: [203, 0, 114, 9], transport: .tcp(destinationPort: 443))) == .pass)
+        #expect(try program.run(Packet.ipv4(source: [203, 0, 114, 9], transport: .tcp(destinationPort: 443))) == .drop)
+    }
+
+    @Test("a blocklisted CIDR drops on every port, IPv4 and IPv6; an expired ban does not")
+    func blocklist() throws {
+        let program = try TestProgram(limits: .unlimited)
+        try program.maps.block(try AddressPrefix("198.51.100.0/24"), for: .seconds(3600))
+        try program.maps.block(try AddressPrefix("2001:db8:bad::/48"), for: nil)
+        try program.maps.block(try AddressPrefix("192.0.2.128/25"), for: .nanoseconds(1))
+
+        #expect(try program.run(Packet.ipv4(source: [198, 51, 100, 9], transport: .tcp(destinationPort: 22))) == .drop)
+        #expect(try program.run(Packet.ipv4(source: [198, 51, 100, 200], transport: .tcp(destinationPort: 443))) == .drop)
+        #expect(try program.run(Packet.ipv6(source: Packet.ipv6Address("2001:db8:bad:1::9"), transport: .udp(destinationPort: 53))) == .drop)
+        #expect(try program.run(Packet.ipv4(source: [198, 51, 101, 9], transport: .tcp(destinationPort: 443))) == .pass)
+        // Expired: the entry is still in the trie but no longer judged.
+        #expect(try program.run(Packet.ipv4(source: [192, 0, 2, 200], transport: .tcp(destinationPort: 443))) == .pass)
+
+        let counters = try program.counters()
+        #expect(counters["drop/blocklist"] == 3)
+        #expect(counters["pass/within_limit"] == 2)
+    }
+
+    @Test("a source over its rate is dropped as rate_ip once its burst is spent")
+    func sourceRate() throws {
+        let program = try TestProgram(limits: XDPLimits.unlimited.with(source: .init(packetsPerSecond: 1, burst: 3)))
+        let packet = Packet.ipv4(source: client, transport: .tcp(destinationPort: 443))
+        let verdicts = try (0..<5).map { _ in try program.run(packet) }
+        #expect(verdicts == [.pass, .pass, .pass, .drop, .drop])
+        #expect(try program.counters()["drop/rate_ip"] == 2)
+        #expect(try program.maps.sourceBucket(address: client)?.dropped_packets == 2)
+        // Another source has its own bucket.
+        #expect(try program.run(Packet.ipv4(source: [192, 0, 2, 8], transport: .tcp(destinationPort: 443))) == .pass)
+        // Unprotected ports are never charged.
+        #expect(try program.run(Packet.ipv4(source: client, transport: .tcp(destinationPort: 22))) == .pass)
+    }
+
+    @Test("sources of one /24 share the subnet bucket; another /24 does not")
+    func subnetRate() throws {
+        let program = try TestProgram(limits: XDPLimits.unlimited.with(subnet: .init(packetsPerSecond: 1, burst: 3)))
+        let verdicts = try (1...4).map { host in
+            try program.run(Packet.ipv4(source: [192, 0, 2, UInt8(host)], transport: .tcp(destinationPort: 443)))
+        }
+        #expect(verdicts == [.pass, .pass, .pass, .drop])
+        #expect(try program.run(Packet.ipv4(source: [192, 0, 3, 1], transport: .tcp(destinationPort: 443))) == .pass)
+        #expect(try program.counters()["drop/rate_subnet"] == 1)
+    }
+
+    @Test("the IPv6 subnet prefix is configurable: /48 groups what /64 separates")
+    func ipv6Prefix() throws {
+        for (prefix, expected) in [(64, ProgramTestRun.Action.pass), (48, .drop)] {
+            let program = try TestProgram(limits: XDPLimits.unlimited.with(subnet: .init(packetsPerSecond: 1, burst: 1),
+                                                                           ipv6SubnetPrefix: prefix))
+            #expect(try program.run(Packet.ipv6(source: Packet.ipv6Address("2001:db8:1:1::1"), transport: .tcp(destinationPort: 443))) == .pass)
+            #expect(try program.run(Packet.ipv6(source: Packet.ipv6Address("2001:db8:1:2::1"), transport: .tcp(destinationPort: 443))) == expected,
+                    "prefix /\(prefix)")
+        }
+    }
+
+    @Test("limits change in place: a new config takes effect on the next packet, no reload")
+    func configInPlace() throws {
+        let program = try TestProgram(limits: .unlimited)
+        let packet = Packet.ipv4(source: client, transport: .tcp(destinationPort: 8443))
+        #expect(try program.run(packet) == .pass)
+        var limits = XDPLimits.unlimited.with(source: .init(packetsPerSecond: 1, burst: 1))
+        limits.protectedPorts = [8443]
+        try program.maps.apply(limits, allowlist: [])
+        #expect(try program.run(packet) == .pass)
+        #expect(try program.run(packet) == .drop)
+        #expect(try program.maps.limits() == limits)
+    }
+}

@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "GatewardenExporterTests", dependencies: ["GatewardenExporter"]),
         .testTarget(name: "GatewardenPolicyTests", dependencies: ["GatewardenPolicy"]),
         .testTarget(name: "GatewardenKernelTests",
-                    dependencies: ["GatewardenKernel", "GatewardenBPF", "gatewarden"]),
+                    dependencies: ["GatewardenKernel", "GatewardenBPF", "CLinux", "gatewarden"]),
     ],
     swiftLanguageModes: [.v6]
 )

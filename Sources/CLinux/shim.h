@@ -4,4 +4,6 @@
 #include <linux/sched.h>
 
 int setns(int fd, int nstype);
+/* The mask is a cpu_set_t, declared here as bytes so no GNU-only type is needed. */
+int sched_setaffinity(int pid, unsigned long cpusetsize, const void *mask);
 #endif

@@ -70,3 +70,42 @@ final class LabNetwork {
         try Command.run(["ip", "netns", "exec", gateway] + arguments, check: check)
     }
 }
+
+extension LabNetwork {
+    /// Starts a UDP flood from the client to the gateway's `port`, bounded by `seconds` and
+    /// `maximumPackets`; `finish()` waits and returns how many packets were handed to the kernel.
+    func startUDPFlood(port: Int, seconds: Double, maximumPackets: Int = 2_000_000) throws -> RunningFlood {
+        let script = """
+        import socket, time
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        end = time.monotonic() + \(seconds)
+        sent = 0
+        while time.monotonic() < end and sent < \(maximumPackets):
+            try:
+                s.sendto(b"x" * 64, ("\(gatewayAddress)", \(port)))
+                sent += 1
+            except OSError:
+                time.sleep(0.0001)
+        print(sent)
+        """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ip", "netns", "exec", client, "python3", "-c", script]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        return RunningFlood(process: process, output: output)
+    }
+}
+
+/// A flood started by `LabNetwork.startUDPFlood`.
+struct RunningFlood {
+    let process: Process
+    let output: Pipe
+
+    func finish() -> Int {
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Int(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+}

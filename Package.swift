@@ -28,6 +28,7 @@ let package = Package(
         .plugin(name: "BPFBuildPlugin", capability: .buildTool(),
                 dependencies: ["gatewarden-bpfc"]),
         .target(name: "GatewardenBPF", plugins: ["BPFBuildPlugin"]),
+        .target(name: "GatewardenBenchBPF", dependencies: ["GatewardenBPF"], plugins: ["BPFBuildPlugin"]),
 
         // MARK: Libraries, one idea each; arrows go CLI → Exporter/Policy → Kernel → C
         .target(name: "GatewardenKernel",
@@ -42,6 +43,10 @@ let package = Package(
                               "GatewardenBPF", "GatewardenKernel", "GatewardenPolicy", "GatewardenExporter",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                           ]),
+
+        // MARK: Benchmarks (print figures; never timed tests)
+        .executableTarget(name: "gatewarden-bench",
+                          dependencies: ["GatewardenBenchBPF", "GatewardenKernel"]),
 
         // MARK: Tests
         .testTarget(name: "GatewardenExporterTests", dependencies: ["GatewardenExporter"]),

@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define GW_ABI_VERSION 2
+#define GW_ABI_VERSION 3
 
 /* What the program did with a packet. */
 enum gw_action {
@@ -73,7 +73,14 @@ struct gw_block_entry {
 struct gw_bucket {
 	__u64 tat_ns;          /* theoretical arrival time (bpf_ktime_get_ns clock) */
 	__u64 dropped_packets; /* atomically incremented; the exporter's top-K reads it */
+	/* Sources only: the allow/block verdict cached for one list generation, as
+	 * (generation << 32) | GW_LISTED_*, written in one store so a reader never pairs a new
+	 * generation with a stale verdict. Blocked sources are never cached (expiry is per entry). */
+	__u64 list_verdict;
 };
+
+#define GW_LISTED_NONE 0
+#define GW_LISTED_ALLOW 1
 
 /* The limits, written by the loader into gw_config[0]; the program reads them per packet,
  * so a changed policy takes effect without reloading the program.
@@ -88,7 +95,15 @@ struct gw_config {
 	__u32 ipv4_subnet_prefix; /* 24 by default */
 	__u32 allowlist_entries;  /* 0 lets the program skip the trie lookup */
 	__u32 blocklist_entries;  /* likewise */
+	__u32 list_generation;    /* bumped after every allow/block change; starts at 1 */
+	__u32 reserved;
 };
+
+/* gw_list_filter: a 65536-bit map of the address space, one bit per IPv4 /16 (the top 16 bits)
+ * or per fold of an IPv6 address's first 32 bits. A bit is set when an allow or block entry
+ * may cover an address with that index; a clear bit lets the program skip both tries.
+ * False positives only cost the trie lookups; user space rebuilds it on every list change. */
+#define GW_LIST_FILTER_WORDS 1024
 
 /* Value of gw_ports: a port is protected (limited) when the entry is non-zero. */
 #define GW_PORT_PROTECTED 1

@@ -11,6 +11,14 @@
  *      per-subnet GCRA (/24, /48-/64) -> drop when over
  * Every decision lands in a per-CPU (action, reason) counter.
  *
+ * Two shortcuts keep the cost at or below a naive fixed-window program's:
+ *   - a source's allow/block verdict is cached in its bucket for the current list generation,
+ *     so a hot source skips both trie lookups;
+ *   - the first packet of a subnet the program has not seen is charged to the subnet only (it
+ *     is within every limit by construction); the source's own bucket starts at its next packet.
+ *     At most one extra packet per new subnet, and a spoofed flood over many subnets costs one
+ *     map insert per packet instead of two.
+ *
  * Rate state is one 64-bit word per key (the GCRA theoretical arrival time) updated by
  * compare-and-swap: no lost updates across CPUs and, unlike a fixed window, no double
  * burst at window edges. bpf_spin_lock is not available in LRU maps; CAS needs -mcpu=v3.
@@ -71,6 +79,13 @@ struct {
 	__type(key, struct gw_lpm_key);
 	__type(value, struct gw_block_entry);
 } gw_blocklist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GW_LIST_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} gw_list_filter SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -311,14 +326,13 @@ static __always_inline int gcra_conforms(struct gw_bucket *bucket, __u64 now, __
 	return 0;
 }
 
-/* Charges one packet to the bucket of `key`, creating it on first sight. Returns 1 to pass. */
-static __always_inline int charge(void *map, const struct gw_addr *key, __u64 now, __u64 interval, __u64 tolerance)
+/* Charges one packet to `bucket` (looked up by the caller; NULL creates it under `key`).
+ * Returns 1 to pass. */
+static __always_inline int charge(void *map, struct gw_bucket *bucket, const struct gw_addr *key, __u64 now,
+				  __u64 interval, __u64 tolerance)
 {
-	struct gw_bucket *bucket;
-
 	if (interval == 0)
 		return 1;
-	bucket = bpf_map_lookup_elem(map, key);
 	if (!bucket) {
 		/* First packet of this key: it uses one interval of the tolerance. */
 		struct gw_bucket fresh = { .tat_ns = now + interval };
@@ -328,7 +342,7 @@ static __always_inline int charge(void *map, const struct gw_addr *key, __u64 no
 		/* Another CPU created it meanwhile: charge the one that exists. */
 		bucket = bpf_map_lookup_elem(map, key);
 		if (!bucket)
-			return 1; /* could not track: fail open, the stack still has nftables */
+			return 1; /* could not track: fail open, nftables still stands behind */
 	}
 	if (gcra_conforms(bucket, now, interval, tolerance))
 		return 1;
@@ -336,23 +350,88 @@ static __always_inline int charge(void *map, const struct gw_addr *key, __u64 no
 	return 0;
 }
 
+/* The first `bits` bits of a 64-bit big-endian half, as a mask in network byte order. */
+static __always_inline __u64 prefix_mask(__u32 bits)
+{
+	if (bits == 0)
+		return 0;
+	if (bits >= 64)
+		return ~0ULL;
+	return bpf_cpu_to_be64(~0ULL << (64 - bits));
+}
+
 static __always_inline void subnet_of(struct gw_addr *subnet, const struct packet_facts *facts,
 				      const struct gw_config *config)
 {
 	__u32 prefix = facts->is_ipv4 ? 96 + config->ipv4_subnet_prefix : config->ipv6_subnet_prefix;
+	__u64 high, low;
 
-	/* Whole bytes first, then the partial byte; prefixes are at most 128 bits. */
-#pragma unroll
-	for (int i = 0; i < 16; i++) {
-		__u32 bit = i * 8;
-
-		if (prefix >= bit + 8)
-			subnet->bytes[i] = facts->source.bytes[i];
-		else if (prefix > bit)
-			subnet->bytes[i] = facts->source.bytes[i] & (__u8)(0xff << (8 - (prefix - bit)));
-		else
-			subnet->bytes[i] = 0;
+	__builtin_memcpy(&high, &facts->source.bytes[0], 8);
+	__builtin_memcpy(&low, &facts->source.bytes[8], 8);
+	if (prefix <= 64) {
+		high &= prefix_mask(prefix);
+		low = 0;
+	} else {
+		low &= prefix_mask(prefix - 64);
 	}
+	__builtin_memcpy(&subnet->bytes[0], &high, 8);
+	__builtin_memcpy(&subnet->bytes[8], &low, 8);
+}
+
+enum listed {
+	LISTED_NONE = GW_LISTED_NONE,
+	LISTED_ALLOW = GW_LISTED_ALLOW,
+	LISTED_BLOCK,
+};
+
+/* The source's index in gw_list_filter (see gatewarden_abi.h). */
+static __always_inline __u32 list_filter_index(const struct gw_addr *source)
+{
+	const __u8 *b = source->bytes;
+
+	if (b[10] == 0xff && b[11] == 0xff && !(b[0] | b[1] | b[2] | b[3] | b[4] | b[5] | b[6] | b[7] | b[8] | b[9]))
+		return (__u32)b[12] << 8 | b[13];
+	return ((__u32)b[0] << 8 | b[1]) ^ ((__u32)b[2] << 8 | b[3]);
+}
+
+/* Looks the source up in the allow and block tries, unless the filter rules both out. */
+static __always_inline enum listed lookup_lists(const struct gw_addr *source, const struct gw_config *config)
+{
+	__u32 index = list_filter_index(source);
+	__u32 word = index / 64;
+	struct gw_lpm_key key;
+	__u64 *bits;
+
+	bits = bpf_map_lookup_elem(&gw_list_filter, &word);
+	if (bits && !(*bits & (1ULL << (index % 64))))
+		return LISTED_NONE;
+	lpm_key_from(&key, source);
+	if (config->allowlist_entries && bpf_map_lookup_elem(&gw_allowlist, &key))
+		return LISTED_ALLOW;
+	if (config->blocklist_entries && is_blocked(&key))
+		return LISTED_BLOCK;
+	return LISTED_NONE;
+}
+
+/* The lists' verdict, from the source's bucket when it holds one for this generation. */
+static __always_inline enum listed check_lists(struct gw_bucket *bucket, const struct gw_addr *source,
+					       const struct gw_config *config)
+{
+	__u64 generation = config->list_generation;
+	enum listed verdict;
+
+	if (!config->allowlist_entries && !config->blocklist_entries)
+		return LISTED_NONE;
+	if (bucket) {
+		__u64 cached = *(volatile __u64 *)&bucket->list_verdict;
+
+		if (cached >> 32 == generation)
+			return (enum listed)(cached & 0xffffffff);
+	}
+	verdict = lookup_lists(source, config);
+	if (bucket && verdict != LISTED_BLOCK)
+		*(volatile __u64 *)&bucket->list_verdict = generation << 32 | verdict;
+	return verdict;
 }
 
 SEC("xdp")
@@ -361,10 +440,12 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	struct cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
 	__u64 bytes = c.end - c.pos;
 	struct packet_facts facts = {};
-	struct gw_lpm_key lpm_key;
+	struct gw_bucket *source, *subnet = NULL;
+	struct gw_addr subnet_key;
 	struct gw_config *config;
 	enum parse_result parsed;
 	__u32 zero = 0, port;
+	int is_protected;
 	__u8 *protected;
 	__u16 proto;
 	__u64 now;
@@ -385,29 +466,57 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	if (!config)
 		return count(GW_ACTION_PASS, GW_REASON_UNPROTECTED, bytes);
 
-	/* The lists judge every packet whose source we know, whatever its port. */
-	lpm_key_from(&lpm_key, &facts.source);
-	if (config->allowlist_entries && bpf_map_lookup_elem(&gw_allowlist, &lpm_key))
-		return count(GW_ACTION_PASS, GW_REASON_ALLOWLIST, bytes);
-	if (config->blocklist_entries && is_blocked(&lpm_key))
-		return count(GW_ACTION_DROP, GW_REASON_BLOCKLIST, bytes);
-	if (parsed == UNSUPPORTED)
-		return count(GW_ACTION_PASS, GW_REASON_UNSUPPORTED, bytes);
-
-	if (!facts.is_fragment) {
+	if (parsed == PARSED && !facts.is_fragment) {
 		port = facts.dest_port;
 		protected = bpf_map_lookup_elem(&gw_ports, &port);
-		if (!protected || *protected != GW_PORT_PROTECTED)
-			return count(GW_ACTION_PASS, GW_REASON_UNPROTECTED, bytes);
+		is_protected = protected && *protected == GW_PORT_PROTECTED;
+	} else {
+		/* Non-first fragments carry no port to exempt them; unsupported headers are not limited. */
+		is_protected = parsed == PARSED;
+	}
+
+	/* The lists judge every packet whose source we know, whatever its port. */
+	if (!is_protected) {
+		switch (check_lists(NULL, &facts.source, config)) {
+		case LISTED_ALLOW:
+			return count(GW_ACTION_PASS, GW_REASON_ALLOWLIST, bytes);
+		case LISTED_BLOCK:
+			return count(GW_ACTION_DROP, GW_REASON_BLOCKLIST, bytes);
+		default:
+			return count(GW_ACTION_PASS, parsed == UNSUPPORTED ? GW_REASON_UNSUPPORTED : GW_REASON_UNPROTECTED,
+				     bytes);
+		}
 	}
 
 	now = bpf_ktime_get_ns();
-	if (!charge(&gw_sources, &facts.source, now, config->source_interval_ns, config->source_tolerance_ns))
-		return count(GW_ACTION_DROP, GW_REASON_RATE_IP, bytes);
+	if (config->subnet_interval_ns) {
+		subnet_of(&subnet_key, &facts, config);
+		subnet = bpf_map_lookup_elem(&gw_subnets, &subnet_key);
+	}
+	/* A subnet never seen before (the shape of a spoofed flood) costs one insert, no source lookup. */
+	source = (subnet || !config->subnet_interval_ns) ? bpf_map_lookup_elem(&gw_sources, &facts.source) : NULL;
+	switch (check_lists(source, &facts.source, config)) {
+	case LISTED_ALLOW:
+		return count(GW_ACTION_PASS, GW_REASON_ALLOWLIST, bytes);
+	case LISTED_BLOCK:
+		return count(GW_ACTION_DROP, GW_REASON_BLOCKLIST, bytes);
+	default:
+		break;
+	}
+	if (config->subnet_interval_ns && !subnet) {
+		struct gw_bucket fresh = { .tat_ns = now + config->subnet_interval_ns };
 
-	struct gw_addr subnet;
-	subnet_of(&subnet, &facts, config);
-	if (!charge(&gw_subnets, &subnet, now, config->subnet_interval_ns, config->subnet_tolerance_ns))
+		/* Its first packet is within every limit by construction: charge the subnet only. */
+		if (bpf_map_update_elem(&gw_subnets, &subnet_key, &fresh, BPF_NOEXIST) == 0)
+			return count(GW_ACTION_PASS, GW_REASON_WITHIN_LIMIT, bytes);
+		/* Another CPU created it meanwhile: take the full path. */
+		subnet = bpf_map_lookup_elem(&gw_subnets, &subnet_key);
+		source = bpf_map_lookup_elem(&gw_sources, &facts.source);
+	}
+
+	if (!charge(&gw_sources, source, &facts.source, now, config->source_interval_ns, config->source_tolerance_ns))
+		return count(GW_ACTION_DROP, GW_REASON_RATE_IP, bytes);
+	if (subnet && !charge(&gw_subnets, subnet, &subnet_key, now, config->subnet_interval_ns, config->subnet_tolerance_ns))
 		return count(GW_ACTION_DROP, GW_REASON_RATE_SUBNET, bytes);
 
 	return count(GW_ACTION_PASS, GW_REASON_WITHIN_LIMIT, bytes);

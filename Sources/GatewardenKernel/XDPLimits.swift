@@ -47,7 +47,7 @@ public struct XDPLimits: Sendable, Equatable {
         ipv4SubnetPrefix: 24, ipv6SubnetPrefix: 64, protectedPorts: [80, 443])
 
     /// The config map's value for these limits.
-    func configuration(allowlistEntries: UInt32, blocklistEntries: UInt32) -> gw_config {
+    func configuration(allowlistEntries: UInt32, blocklistEntries: UInt32, listGeneration: UInt32) -> gw_config {
         var config = gw_config()
         config.source_interval_ns = source.intervalNanoseconds
         config.source_tolerance_ns = source.toleranceNanoseconds
@@ -57,6 +57,7 @@ public struct XDPLimits: Sendable, Equatable {
         config.ipv6_subnet_prefix = UInt32(ipv6SubnetPrefix)
         config.allowlist_entries = allowlistEntries
         config.blocklist_entries = blocklistEntries
+        config.list_generation = listGeneration
         return config
     }
 

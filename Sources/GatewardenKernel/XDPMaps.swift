@@ -17,6 +17,7 @@ public struct XDPMaps: Sendable {
         public static let allowlist = "gw_allowlist"
         public static let blocklist = "gw_blocklist"
         public static let config = "gw_config"
+        public static let listFilter = "gw_list_filter"
         public static let ports = "gw_ports"
         public static let loader = "gw_loader"
     }
@@ -35,6 +36,7 @@ public struct XDPMaps: Sendable {
     public let allowlist: BPFMap
     public let blocklist: BPFMap
     public let config: BPFMap
+    public let listFilter: BPFMap
     public let ports: BPFMap
     public let loader: BPFMap
 
@@ -47,6 +49,7 @@ public struct XDPMaps: Sendable {
         allowlist = try open(Name.allowlist)
         blocklist = try open(Name.blocklist)
         config = try open(Name.config)
+        listFilter = try open(Name.listFilter)
         ports = try open(Name.ports)
         loader = try open(Name.loader)
     }
@@ -122,18 +125,37 @@ public struct XDPMaps: Sendable {
         return XDPLimits(configuration: value, protectedPorts: protected.sorted())
     }
 
+    /// Rebuilds the trie prefilter from the lists as they are now.
+    private func rebuildListFilter() throws {
+        let prefixes = try (allowlist.keys(as: gw_lpm_key.self) + blocklist.keys(as: gw_lpm_key.self))
+            .map(AddressPrefix.init(lpmKey:))
+        let words = ListFilter.words(for: prefixes)
+        try listFilter.updateAll(count: words.count) { words[$0] }
+    }
+
     private func writeConfiguration(_ limits: XDPLimits) throws {
+        try rebuildListFilter()
         let value = limits.configuration(allowlistEntries: UInt32(try allowlist.keys(as: gw_lpm_key.self).count),
-                                         blocklistEntries: UInt32(try blocklist.keys(as: gw_lpm_key.self).count))
+                                         blocklistEntries: UInt32(try blocklist.keys(as: gw_lpm_key.self).count),
+                                         listGeneration: try nextListGeneration())
         try config.update(value, at: UInt32(0))
     }
 
-    /// Re-counts the lists into the config map: the program skips a trie whose count is 0.
+    /// After a list changed: re-counts the lists into the config map (the program skips a trie
+    /// whose count is 0) and bumps the generation, which voids every verdict cached in a bucket.
     private func refreshListCounts() throws {
         guard var value = try config.value(at: UInt32(0), as: gw_config.self) else { return }
+        try rebuildListFilter()
         value.allowlist_entries = UInt32(try allowlist.keys(as: gw_lpm_key.self).count)
         value.blocklist_entries = UInt32(try blocklist.keys(as: gw_lpm_key.self).count)
+        value.list_generation = try nextListGeneration()
         try config.update(value, at: UInt32(0))
+    }
+
+    /// The generation after the current one; never 0, which fresh buckets hold.
+    private func nextListGeneration() throws -> UInt32 {
+        let current = try config.value(at: UInt32(0), as: gw_config.self)?.list_generation ?? 0
+        return current == UInt32.max ? 1 : current + 1
     }
 
     // MARK: Blocklist

@@ -136,6 +136,27 @@ struct VerdictTests {
         #expect(counters["pass/within_limit"] == 2)
     }
 
+    @Test("a cached list verdict is void the moment the lists change")
+    func verdictCacheInvalidation() throws {
+        // Populated lists elsewhere, so the program consults (and caches) them for this source.
+        // A generous source limit gives the source a bucket, which is where the verdict is cached.
+        let limits = XDPLimits.unlimited.with(source: .init(packetsPerSecond: 1_000_000, burst: 1_000_000))
+        let program = try TestProgram(limits: limits, allowlist: [try AddressPrefix("203.0.113.0/24")])
+        let packet = Packet.ipv4(source: client, transport: .tcp(destinationPort: 443))
+        for _ in 0..<3 { #expect(try program.run(packet) == .pass) }
+        let bucket = try #require(try program.maps.sourceBucket(address: client))
+        #expect(bucket.list_verdict != 0, "the verdict is cached")
+
+        try program.maps.block(try AddressPrefix("192.0.2.0/24"), for: nil)
+        #expect(try program.run(packet) == .drop)
+        #expect(try program.run(packet) == .drop)
+        try program.maps.unblock(try AddressPrefix("192.0.2.0/24"))
+        #expect(try program.run(packet) == .pass)
+        try program.maps.apply(limits, allowlist: [try AddressPrefix("192.0.2.7/32")])
+        #expect(try program.run(packet) == .pass)
+        #expect(try program.counters()["pass/allowlist"] == 1)
+    }
+
     @Test("a source over its rate is dropped as rate_ip once its burst is spent")
     func sourceRate() throws {
         let program = try TestProgram(limits: XDPLimits.unlimited.with(source: .init(packetsPerSecond: 1, burst: 3)))

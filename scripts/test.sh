@@ -5,5 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || echo "test: not root: kernel tests will be skipped (run as root to include them)" >&2
+# Alert rules and dashboards first: they need no build.
+bash scripts/check-monitoring.sh
 swift build --build-tests
 swift test --skip-build "$@"

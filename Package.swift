@@ -9,6 +9,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // MARK: System libraries (found through pkg-config; Debian's -dev packages)
@@ -22,6 +23,8 @@ let package = Package(
         // so the Swift side and the C side can never disagree on a layout.
         .systemLibrary(name: "CGatewardenABI"),
         .systemLibrary(name: "CLinux"),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CCrypt", pkgConfig: "libcrypt", providers: [.apt(["libcrypt-dev"])]),
 
         // MARK: The kernel program, compiled from bpf/*.c and embedded in the binary
         .executableTarget(name: "gatewarden-bpfc"),
@@ -35,7 +38,7 @@ let package = Package(
                 dependencies: ["CLibBPF", "CNFTables", "CGatewardenABI", "CLinux"]),
         .target(name: "GatewardenPolicy", dependencies: ["GatewardenKernel"]),
         .target(name: "GatewardenExporter",
-                dependencies: ["GatewardenKernel", "CMicroHTTPD"]),
+                dependencies: ["GatewardenKernel", "CMicroHTTPD", "CZlib", "CCrypt", "Yams"]),
 
         // MARK: The command
         .executableTarget(name: "gatewarden",

@@ -112,14 +112,15 @@ struct gw_config {
 enum gw_xdp_mode {
 	GW_XDP_MODE_NATIVE = 1,
 	GW_XDP_MODE_GENERIC = 2,
+	GW_XDP_MODE_AUTO = 3,     /* requested only: native preferred, generic accepted */
 };
 
 /* Written by the loader after a successful attach; read by status and the exporter. */
 struct gw_loader_info {
 	__u32 abi_version;
-	__u32 xdp_mode;           /* enum gw_xdp_mode */
+	__u32 xdp_mode;           /* enum gw_xdp_mode: the mode attached */
 	__u32 ifindex;
-	__u32 reserved;
+	__u32 requested_mode;     /* enum gw_xdp_mode: the mode the operator asked for */
 	__u64 attached_unix_ns;   /* wall clock of the last attach or program replacement */
 	char ifname[16];
 };

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # build: the C libraries Gatewarden links, and what the BPF program includes
-  pkg-config libbpf-dev libnftables-dev libmicrohttpd-dev libelf-dev zlib1g-dev linux-libc-dev
+  pkg-config libbpf-dev libnftables-dev libmicrohttpd-dev libelf-dev zlib1g-dev libcrypt-dev linux-libc-dev
   # run and test: network namespaces and veth (tests only), nft for checks, traffic and scrapes
   iproute2 nftables curl python3
   # monitoring checks: promtool (rules, metrics), a real Prometheus and Alertmanager, the Python

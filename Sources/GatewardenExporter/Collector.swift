@@ -22,7 +22,14 @@ public struct CollectorRegistry: Sendable {
         self.constantFamilies = constantFamilies
     }
 
+    private let flight = SingleFlight<[MetricFamily]>()
+
+    /// Collects once for all scrapes that arrive while a collection runs.
     public func scrape() -> [MetricFamily] {
+        flight.run(collectAll)
+    }
+
+    private func collectAll() -> [MetricFamily] {
         var up = MetricFamily(name: "gatewarden_up",
                               help: "Whether the collector's last scrape succeeded (1) or failed (0).", type: .gauge)
         var duration = MetricFamily(name: "gatewarden_scrape_duration_seconds",

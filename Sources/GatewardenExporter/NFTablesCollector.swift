@@ -22,15 +22,21 @@ public final class NFTablesCollector: Collector, @unchecked Sendable {
     }
 
     public func collect() throws -> [MetricFamily] {
-        let listing: String? = try lock.withLock {
-            guard try nft.tableExists(family: family, name: table) else { return nil }
-            return try nft.run("list table \(family) \(table)", json: true, terse: true)
-        }
         var loaded = MetricFamily(name: "gatewarden_nft_table_loaded",
                                   help: "Whether Gatewarden's nftables table exists (1) or not (0).", type: .gauge)
+        let listing: NFTablesListing? = try lock.withLock {
+            guard try nft.tableExists(family: family, name: table) else { return nil }
+            // Terse: rules and set definitions without their elements.
+            var listing = try NFTablesListing(json: nft.run("list table \(family) \(table)", json: true, terse: true))
+            for index in listing.sets.indices {
+                let elements = try nft.run("list set \(family) \(table) \(listing.sets[index].name)", json: true)
+                listing.sets[index].elements = try NFTablesListing.elementCount(json: elements)
+            }
+            return listing
+        }
         loaded.add(["table": table], listing == nil ? 0 : 1)
         guard let listing else { return [loaded] }
-        return [loaded] + (try NFTablesListing(json: listing).families(table: table))
+        return [loaded] + listing.families(table: table)
     }
 }
 
@@ -45,13 +51,18 @@ public struct NFTablesListing: Sendable {
         public var bytes: UInt64
     }
 
+    /// A named set or meter: its capacity (`size`, 0 when unbounded) and, once counted, its elements.
+    public struct NamedSet: Sendable, Equatable {
+        public var name: String
+        public var capacity: UInt64
+        public var elements: Int?
+    }
+
     public let rules: [CountedRule]
+    public var sets: [NamedSet]
 
     public init(json: String) throws {
-        guard let root = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
-              let objects = root["nftables"] as? [[String: Any]] else {
-            throw KernelError(operation: "nftables JSON listing has no \"nftables\" array")
-        }
+        let objects = try Self.objects(json)
         rules = objects.compactMap { object in
             guard let rule = object["rule"] as? [String: Any],
                   let comment = rule["comment"] as? String,
@@ -63,6 +74,26 @@ public struct NFTablesListing: Sendable {
                                packets: (counter["packets"] as? NSNumber)?.uint64Value ?? 0,
                                bytes: (counter["bytes"] as? NSNumber)?.uint64Value ?? 0)
         }
+        sets = objects.compactMap { object in
+            guard let set = (object["set"] ?? object["meter"]) as? [String: Any], let name = set["name"] as? String else { return nil }
+            return NamedSet(name: name, capacity: (set["size"] as? NSNumber)?.uint64Value ?? 0, elements: nil)
+        }
+    }
+
+    /// Elements in a `list set` JSON listing.
+    public static func elementCount(json: String) throws -> Int {
+        try objects(json).reduce(0) { count, object in
+            let set = (object["set"] ?? object["meter"]) as? [String: Any]
+            return count + ((set?["elem"] as? [Any])?.count ?? 0)
+        }
+    }
+
+    private static func objects(_ json: String) throws -> [[String: Any]] {
+        guard let root = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+              let objects = root["nftables"] as? [[String: Any]] else {
+            throw KernelError(operation: "nftables JSON listing has no \"nftables\" array")
+        }
+        return objects
     }
 
     public func families(table: String) -> [MetricFamily] {
@@ -77,6 +108,14 @@ public struct NFTablesListing: Sendable {
             packets.add(labels, Double(rule.packets))
             bytes.add(labels, Double(rule.bytes))
         }
-        return [packets, bytes]
+        var elements = MetricFamily(name: "gatewarden_nft_set_elements",
+                                    help: "Elements in a Gatewarden nftables set or meter.", type: .gauge)
+        var capacity = MetricFamily(name: "gatewarden_nft_set_capacity",
+                                    help: "Maximum elements of a Gatewarden nftables set or meter (0: unbounded).", type: .gauge)
+        for set in sets {
+            if let count = set.elements { elements.add(["table": table, "set": set.name], Double(count)) }
+            capacity.add(["table": table, "set": set.name], Double(set.capacity))
+        }
+        return [packets, bytes, elements, capacity]
     }
 }

@@ -1,44 +1,103 @@
+import CGatewardenABI
 import GatewardenKernel
 
-/// Reads every Gatewarden XDP instance pinned for the served namespace: whether it is attached
-/// and in which mode, and its per-action, per-reason packet and byte counters (per-CPU summed).
+/// Reads every Gatewarden XDP instance pinned for the served namespace: attachment and mode,
+/// per-action/per-reason counters (per-CPU summed), map fill, blocklist size, and the top
+/// offending sources and subnets by drops, at most `topK` of each whatever the maps hold.
 public struct XDPCollector: Collector {
     public let name = "xdp"
     public let namespace: NetworkNamespace
     public let pinRoot: String
+    public let topK: Int
 
-    public init(namespace: NetworkNamespace, pinRoot: String = PinLayout.defaultRoot) {
+    public init(namespace: NetworkNamespace, pinRoot: String = PinLayout.defaultRoot, topK: Int = 20) {
         self.namespace = namespace
         self.pinRoot = pinRoot
+        self.topK = topK
     }
 
-    public func collect() throws -> [MetricFamily] {
+    private struct Families {
         var attached = MetricFamily(name: "gatewarden_xdp_attached",
-                                    help: "Whether Gatewarden's XDP program is attached to the interface (1) or not (0).",
+                                    help: "Whether Gatewarden's XDP program is attached to the interface (1) or not (0), by the mode it runs in.",
                                     type: .gauge)
+        var requested = MetricFamily(name: "gatewarden_xdp_requested_mode",
+                                     help: "The XDP mode the operator asked for at load (native, generic or auto); always 1.",
+                                     type: .gauge)
         var packets = MetricFamily(name: "gatewarden_xdp_packets_total",
                                    help: "Packets seen by the XDP program, by action and reason.", type: .counter)
         var bytes = MetricFamily(name: "gatewarden_xdp_bytes_total",
                                  help: "Bytes seen by the XDP program, by action and reason.", type: .counter)
+        var entries = MetricFamily(name: "gatewarden_xdp_map_entries",
+                                   help: "Entries in an XDP map.", type: .gauge)
         var capacity = MetricFamily(name: "gatewarden_xdp_map_capacity",
                                     help: "Maximum entries of an XDP map.", type: .gauge)
+        var blocklist = MetricFamily(name: "gatewarden_blocklist_entries",
+                                     help: "Entries in a blocklist, by address family and enforcing layer.", type: .gauge)
+        var top = MetricFamily(name: "gatewarden_top_source_dropped_packets",
+                               help: "Packets dropped for rate from the top offending sources and subnets (bounded to the top K).",
+                               type: .gauge)
 
+        var all: [MetricFamily] { [attached, requested, packets, bytes, entries, capacity, blocklist, top] }
+    }
+
+    public func collect() throws -> [MetricFamily] {
+        var families = Families()
         for interface in PinLayout.interfaces(root: pinRoot, namespace: namespace) {
             let instance = XDPInstance(layout: PinLayout(root: pinRoot, namespace: namespace, interface: interface))
-            let linkInfo = try? instance.link.info()
-            let mode = (try? instance.mode())??.rawValue ?? "unknown"
-            attached.add(["interface": interface, "mode": mode], (linkInfo?.interfaceIndex ?? 0) != 0 ? 1 : 0)
+            try collect(instance, interface: interface, into: &families)
+        }
+        return families.all
+    }
 
-            let maps = try instance.maps()
-            for statistic in try maps.readStatistics() {
-                let labels: KeyValuePairs = ["interface": interface, "action": statistic.action, "reason": statistic.reason]
-                packets.add(labels, Double(statistic.packets))
-                bytes.add(labels, Double(statistic.bytes))
+    private func collect(_ instance: XDPInstance, interface: String, into families: inout Families) throws {
+        let maps = try instance.maps()
+        let loader = try maps.loaderInfo()
+        let linkInfo = try? instance.link.info()
+        let mode = loader.flatMap { XDPMode(abiValue: $0.xdp_mode) }?.rawValue ?? "unknown"
+        families.attached.add(["interface": interface, "mode": mode], (linkInfo?.interfaceIndex ?? 0) != 0 ? 1 : 0)
+        if let loader {
+            families.requested.add(["interface": interface, "mode": Self.requestedModeName(loader.requested_mode)], 1)
+        }
+
+        for statistic in try maps.readStatistics() {
+            let labels: KeyValuePairs = ["interface": interface, "action": statistic.action, "reason": statistic.reason]
+            families.packets.add(labels, Double(statistic.packets))
+            families.bytes.add(labels, Double(statistic.bytes))
+        }
+
+        let limits = try maps.limits()
+        var top = TopK<(String, String)>(k: topK)
+        for (map, prefix) in [(maps.sources, { (isIPv4: Bool) in isIPv4 ? 32 : 128 }),
+                              (maps.subnets, { (isIPv4: Bool) in isIPv4 ? limits?.ipv4SubnetPrefix ?? 24 : limits?.ipv6SubnetPrefix ?? 64 })] {
+            var count = 0
+            try maps.forEachBucket(in: map) { key, bucket in
+                count += 1
+                guard bucket.dropped_packets > 0 else { return }
+                let address = AddressPrefix.addressText(of: key)
+                top.offer((address.text, String(prefix(address.isIPv4))), bucket.dropped_packets)
             }
-            for map in [maps.sources, maps.subnets, maps.allowlist, maps.blocklist] {
-                capacity.add(["interface": interface, "map": map.info.name], Double(map.info.maxEntries))
+            families.entries.add(["interface": interface, "map": map.info.name], Double(count))
+            families.capacity.add(["interface": interface, "map": map.info.name], Double(map.info.maxEntries))
+        }
+        for offender in top.sorted {
+            families.top.add(["interface": interface, "source": offender.item.0, "prefix": offender.item.1], Double(offender.value))
+        }
+
+        for list in [maps.allowlist, maps.blocklist] {
+            let counts = try maps.listEntries(list)
+            families.entries.add(["interface": interface, "map": list.info.name], Double(counts.ipv4 + counts.ipv6))
+            families.capacity.add(["interface": interface, "map": list.info.name], Double(list.info.maxEntries))
+            if list.info.name == XDPMaps.Name.blocklist {
+                families.blocklist.add(["interface": interface, "family": "ipv4", "layer": "xdp"], Double(counts.ipv4))
+                families.blocklist.add(["interface": interface, "family": "ipv6", "layer": "xdp"], Double(counts.ipv6))
             }
         }
-        return [attached, packets, bytes, capacity]
+    }
+
+    static func requestedModeName(_ value: UInt32) -> String {
+        switch value {
+        case GW_XDP_MODE_AUTO.rawValue: return "auto"
+        default: return XDPMode(abiValue: value)?.rawValue ?? "unknown"
+        }
     }
 }

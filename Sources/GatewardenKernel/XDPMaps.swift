@@ -212,10 +212,13 @@ public struct XDPMaps: Sendable {
         return info.flatMap { $0.abi_version == 0 ? nil : $0 }
     }
 
-    public func recordAttach(mode: XDPMode, interface: String, interfaceIndex: UInt32, wallClockNanoseconds: UInt64) throws {
+    /// Records the attach for status and the exporter; `requested` is the raw `gw_xdp_mode` asked for.
+    public func recordAttach(mode: XDPMode, requested: UInt32, interface: String, interfaceIndex: UInt32,
+                             wallClockNanoseconds: UInt64) throws {
         var record = gw_loader_info()
         record.abi_version = UInt32(GW_ABI_VERSION)
         record.xdp_mode = mode.abiValue
+        record.requested_mode = requested
         record.ifindex = interfaceIndex
         record.attached_unix_ns = wallClockNanoseconds
         withUnsafeMutableBytes(of: &record.ifname) { buffer in
@@ -249,5 +252,33 @@ extension XDPMode {
         case GW_XDP_MODE_GENERIC.rawValue: self = .generic
         default: return nil
         }
+    }
+}
+
+extension XDPMaps {
+    /// Visits every bucket of `gw_sources` or `gw_subnets` with batched lookups.
+    public func forEachBucket(in map: BPFMap, _ body: (gw_addr, gw_bucket) throws -> Void) throws {
+        try map.forEachEntry(keyType: gw_addr.self, valueType: gw_bucket.self) { key, value in
+            try body(key, value[0])
+        }
+    }
+
+    /// Entries of an LPM list by family.
+    public func listEntries(_ map: BPFMap) throws -> (ipv4: Int, ipv6: Int) {
+        let prefixes = try map.keys(as: gw_lpm_key.self).map(AddressPrefix.init(lpmKey:))
+        let ipv4 = prefixes.filter(\.isIPv4).count
+        return (ipv4, prefixes.count - ipv4)
+    }
+}
+
+extension AddressPrefix {
+    /// The network address of a bucket key (without the length), as text.
+    public static func addressText(of key: gw_addr) -> (text: String, isIPv4: Bool) {
+        var lpm = gw_lpm_key()
+        lpm.prefixlen = 128
+        lpm.addr = key.bytes
+        let prefix = AddressPrefix(lpmKey: lpm)
+        let text = prefix.description
+        return (String(text[..<(text.lastIndex(of: "/") ?? text.endIndex)]), prefix.isIPv4)
     }
 }

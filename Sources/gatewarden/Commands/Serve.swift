@@ -25,11 +25,19 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("web.max-requests"), help: "Maximum simultaneous connections.")
     var maxRequests: UInt32 = 40
 
+    @Option(name: .customLong("web.config.file"), help: ArgumentHelp(
+        "TLS and basic auth settings, in the Prometheus exporter-toolkit format.", valueName: "file"))
+    var webConfigFile: String?
+
+    @Option(name: .customLong("collector.xdp.top-k"), help: "How many top offending sources and subnets to export, each.")
+    var topK: Int = 20
+
     func validate() throws {
         guard telemetryPath.hasPrefix("/") else {
             throw ValidationError("--web.telemetry-path must start with '/'")
         }
         guard maxRequests > 0 else { throw ValidationError("--web.max-requests must be at least 1") }
+        guard (0...1000).contains(topK) else { throw ValidationError("--collector.xdp.top-k must be 0 to 1000") }
     }
 
     func run() throws {
@@ -37,17 +45,26 @@ struct Serve: ParsableCommand {
         var configuration = MetricsHTTPServer.Configuration(listenAddress: try ListenAddress(parsing: listenAddress))
         configuration.telemetryPath = telemetryPath
         configuration.maxConnections = maxRequests
+        if let webConfigFile {
+            configuration.webConfig = try WebConfig(contentsOf: webConfigFile)
+        }
 
         let registry = CollectorRegistry(
-            collectors: [try NFTablesCollector(namespace: namespace), XDPCollector(namespace: namespace)],
+            collectors: [
+                try NFTablesCollector(namespace: namespace),
+                XDPCollector(namespace: namespace, topK: topK),
+                ConntrackCollector(namespace: namespace),
+                ProcessCollector(),
+            ],
             constantFamilies: [BuildInfo.family])
 
         // Block the stop signals before libmicrohttpd starts its thread, so only sigwait sees them.
         let stopSignals = SignalSet([SIGINT, SIGTERM])
         stopSignals.block()
         let server = try MetricsHTTPServer(configuration: configuration, registry: registry)
+        let scheme = configuration.webConfig.tls == nil ? "http" : "https"
         FileHandle.standardError.write(Data(
-            "gatewarden: serving \(telemetryPath) on port \(server.port) for \(namespace)\n".utf8))
+            "gatewarden: serving \(scheme) \(telemetryPath) on port \(server.port) for \(namespace)\n".utf8))
         let signal = stopSignals.wait()
         server.stop()
         FileHandle.standardError.write(Data("gatewarden: stopped on signal \(signal)\n".utf8))

@@ -78,7 +78,7 @@ struct Deployment {
                 mode = try attach(programFD: programFD, interfaceIndex: interfaceIndex, requested: requested, force: force)
             }
             try verifyAttached(programID: programID, interfaceIndex: interfaceIndex)
-            try maps.recordAttach(mode: mode, interface: interface, interfaceIndex: interfaceIndex,
+            try maps.recordAttach(mode: mode, requested: requested.abiValue, interface: interface, interfaceIndex: interfaceIndex,
                                   wallClockNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9))
             try nft.run(ruleset.replaceTransaction)
             return Outcome(replaced: replacing, programID: programID, mode: mode, pins: layout.directory,

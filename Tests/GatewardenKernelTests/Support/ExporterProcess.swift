@@ -4,8 +4,13 @@ import Foundation
 final class ExporterProcess {
     let process = Process()
     let port: Int
+    let scheme: String
+    /// curl options every request needs (credentials, CA).
+    let curlOptions: [String]
 
-    init(arguments: [String]) throws {
+    init(arguments: [String], scheme: String = "http", curlOptions: [String] = []) throws {
+        self.scheme = scheme
+        self.curlOptions = curlOptions
         port = try Self.freePort()
         process.executableURL = URL(fileURLWithPath: GatewardenBinary.path)
         process.arguments = ["serve", "--web.listen-address", "127.0.0.1:\(port)"] + arguments
@@ -23,14 +28,21 @@ final class ExporterProcess {
         process.waitUntilExit()
     }
 
+    var baseURL: String { "\(scheme)://localhost:\(port)" }
+
     /// GET a path with curl; returns the body.
-    func get(_ path: String = "/metrics") throws -> String {
-        try Command.run(["curl", "-sS", "--max-time", "10", "http://127.0.0.1:\(port)\(path)"]).stdout
+    func get(_ path: String = "/metrics", headers: [String] = []) throws -> String {
+        try curl(path, headers.flatMap { ["-H", $0] }).stdout
+    }
+
+    /// curl with the exporter's options plus `extra`; `-w` output lands after the body.
+    func curl(_ path: String, _ extra: [String] = [], options: [String]? = nil) throws -> Command.Result {
+        try Command.run(["curl", "-sS", "--max-time", "10"] + (options ?? curlOptions) + extra + ["\(baseURL)\(path)"])
     }
 
     private func waitUntilReady() throws {
         for _ in 0..<100 {
-            if let result = try? Command.run(["curl", "-sf", "--max-time", "1", "http://127.0.0.1:\(port)/-/ready"], check: false),
+            if let result = try? Command.run(["curl", "-sf", "--max-time", "1"] + curlOptions + ["\(baseURL)/-/ready"], check: false),
                result.status == 0 { return }
             guard process.isRunning else { throw ExporterFailed(reason: "exited with \(process.terminationStatus)") }
             usleep(100_000)
@@ -39,6 +51,8 @@ final class ExporterProcess {
     }
 
     struct ExporterFailed: Error { let reason: String }
+
+    static func freePortForTests() throws -> Int { try freePort() }
 
     private static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

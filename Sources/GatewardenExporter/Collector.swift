@@ -34,22 +34,46 @@ public struct CollectorRegistry: Sendable {
                               help: "Whether the collector's last scrape succeeded (1) or failed (0).", type: .gauge)
         var duration = MetricFamily(name: "gatewarden_scrape_duration_seconds",
                                     help: "How long the collector took in the last scrape.", type: .gauge)
-        var families = constantFamilies
-        for collector in collectors {
+        // Collectors read different kernel objects: run them side by side, so a scrape costs the
+        // slowest one (usually the nftables listing), not the sum.
+        let results = CollectedResults(count: collectors.count)
+        DispatchQueue.concurrentPerform(iterations: collectors.count) { index in
+            let collector = collectors[index]
             let start = ContinuousClock.now
-            let succeeded: Bool
-            do {
-                families += try collector.collect()
-                succeeded = true
-            } catch {
-                succeeded = false
+            let outcome: Result<[MetricFamily], Error> = Result { try collector.collect() }
+            results.store(index, outcome, ContinuousClock.now - start)
+        }
+        var families = constantFamilies
+        for (index, collector) in collectors.enumerated() {
+            let (outcome, elapsed) = results.value(index)
+            switch outcome {
+            case .success(let collected):
+                families += collected
+            case .failure(let error):
                 FileHandle.standardError.write(Data("gatewarden: collector \(collector.name): \(error)\n".utf8))
             }
-            let elapsed = ContinuousClock.now - start
-            up.add(["collector": collector.name], succeeded ? 1 : 0)
+            up.add(["collector": collector.name], (try? outcome.get()) != nil ? 1 : 0)
             duration.add(["collector": collector.name],
                          Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
         }
         return families + [up, duration]
+    }
+}
+
+/// Per-collector outcomes written from concurrent workers.
+private final class CollectedResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var outcomes: [(Result<[MetricFamily], Error>, Duration)?]
+
+    init(count: Int) {
+        outcomes = Array(repeating: nil, count: count)
+    }
+
+    func store(_ index: Int, _ outcome: Result<[MetricFamily], Error>, _ elapsed: Duration) {
+        lock.withLock { outcomes[index] = (outcome, elapsed) }
+    }
+
+    func value(_ index: Int) -> (Result<[MetricFamily], Error>, Duration) {
+        lock.withLock { outcomes[index]! }
     }
 }

@@ -24,15 +24,16 @@ public final class NFTablesCollector: Collector, @unchecked Sendable {
     public func collect() throws -> [MetricFamily] {
         var loaded = MetricFamily(name: "gatewarden_nft_table_loaded",
                                   help: "Whether Gatewarden's nftables table exists (1) or not (0).", type: .gauge)
+        // One listing a scrape: libnftables 1.0.6 fetches every set's elements for any command
+        // (even `list tables`), so each extra command would cost as much as the whole listing.
         let listing: NFTablesListing? = try lock.withLock {
-            guard try nft.tableExists(family: family, name: table) else { return nil }
-            // Terse: rules and set definitions without their elements.
-            var listing = try NFTablesListing(json: nft.run("list table \(family) \(table)", json: true, terse: true))
-            for index in listing.sets.indices {
-                let elements = try nft.run("list set \(family) \(table) \(listing.sets[index].name)", json: true)
-                listing.sets[index].elements = try NFTablesListing.elementCount(json: elements)
+            let json: String
+            do {
+                json = try nft.run("list table \(family) \(table)", json: true)
+            } catch let error as KernelError where error.detail?.contains("No such file or directory") == true {
+                return nil
             }
-            return listing
+            return try NFTablesListing(json: ElementArrayCounter.collapse(json))
         }
         loaded.add(["table": table], listing == nil ? 0 : 1)
         guard let listing else { return [loaded] }
@@ -74,17 +75,11 @@ public struct NFTablesListing: Sendable {
                                packets: (counter["packets"] as? NSNumber)?.uint64Value ?? 0,
                                bytes: (counter["bytes"] as? NSNumber)?.uint64Value ?? 0)
         }
+        // "elem" is an array in nft's JSON, or its count once `ElementArrayCounter` collapsed it.
         sets = objects.compactMap { object in
             guard let set = (object["set"] ?? object["meter"]) as? [String: Any], let name = set["name"] as? String else { return nil }
-            return NamedSet(name: name, capacity: (set["size"] as? NSNumber)?.uint64Value ?? 0, elements: nil)
-        }
-    }
-
-    /// Elements in a `list set` JSON listing.
-    public static func elementCount(json: String) throws -> Int {
-        try objects(json).reduce(0) { count, object in
-            let set = (object["set"] ?? object["meter"]) as? [String: Any]
-            return count + ((set?["elem"] as? [Any])?.count ?? 0)
+            let elements = (set["elem"] as? NSNumber)?.intValue ?? (set["elem"] as? [Any])?.count ?? 0
+            return NamedSet(name: name, capacity: (set["size"] as? NSNumber)?.uint64Value ?? 0, elements: elements)
         }
     }
 

@@ -66,21 +66,23 @@ public struct XDPCollector: Collector {
         }
 
         let limits = try maps.limits()
-        var top = TopK<(String, String)>(k: topK)
-        for (map, prefix) in [(maps.sources, { (isIPv4: Bool) in isIPv4 ? 32 : 128 }),
-                              (maps.subnets, { (isIPv4: Bool) in isIPv4 ? limits?.ipv4SubnetPrefix ?? 24 : limits?.ipv6SubnetPrefix ?? 64 })] {
+        // Keys stay raw during the walk; only the final K are formatted.
+        var top = TopK<(key: gw_addr, isSubnet: Bool)>(k: topK)
+        for (map, isSubnet) in [(maps.sources, false), (maps.subnets, true)] {
             var count = 0
             try maps.forEachBucket(in: map) { key, bucket in
                 count += 1
-                guard bucket.dropped_packets > 0 else { return }
-                let address = AddressPrefix.addressText(of: key)
-                top.offer((address.text, String(prefix(address.isIPv4))), bucket.dropped_packets)
+                if bucket.dropped_packets > 0 { top.offer((key, isSubnet), bucket.dropped_packets) }
             }
             families.entries.add(["interface": interface, "map": map.info.name], Double(count))
             families.capacity.add(["interface": interface, "map": map.info.name], Double(map.info.maxEntries))
         }
         for offender in top.sorted {
-            families.top.add(["interface": interface, "source": offender.item.0, "prefix": offender.item.1], Double(offender.value))
+            let address = AddressPrefix.addressText(of: offender.item.key)
+            let prefix = offender.item.isSubnet
+                ? (address.isIPv4 ? limits?.ipv4SubnetPrefix ?? 24 : limits?.ipv6SubnetPrefix ?? 64)
+                : (address.isIPv4 ? 32 : 128)
+            families.top.add(["interface": interface, "source": address.text, "prefix": String(prefix)], Double(offender.value))
         }
 
         for list in [maps.allowlist, maps.blocklist] {

@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define GW_ABI_VERSION 3
+#define GW_ABI_VERSION 4
 
 /* What the program did with a packet. */
 enum gw_action {
@@ -72,7 +72,7 @@ struct gw_block_entry {
 /* Rate state of one source or one subnet: GCRA, one word updated by compare-and-swap. */
 struct gw_bucket {
 	__u64 tat_ns;          /* theoretical arrival time (bpf_ktime_get_ns clock) */
-	__u64 dropped_packets; /* atomically incremented; the exporter's top-K reads it */
+	__u64 dropped_packets; /* atomically incremented on the drop path */
 	/* Sources only: the allow/block verdict cached for one list generation, as
 	 * (generation << 32) | GW_LISTED_*, written in one store so a reader never pairs a new
 	 * generation with a stale verdict. Blocked sources are never cached (expiry is per entry). */
@@ -81,6 +81,29 @@ struct gw_bucket {
 
 #define GW_LISTED_NONE 0
 #define GW_LISTED_ALLOW 1
+
+/* gw_offenders: the sources and subnets dropped for rate. The drop path writes an entry only when
+ * a bucket's dropped_packets reaches a power of two, with that power as the value, so an entry's
+ * value r bounds the bucket's count c by r <= c < 2r. The exporter's top-K walks this map (never
+ * the million tracked sources) and reads exact counts from the few buckets that can be in it. */
+enum gw_offender_kind {
+	GW_OFFENDER_SOURCE = 0,
+	GW_OFFENDER_SUBNET = 1,
+};
+
+struct gw_offender_key {
+	struct gw_addr addr;   /* the source, or the subnet's network address */
+	__u32 kind;            /* enum gw_offender_kind */
+};
+
+/* gw_inserts (per-CPU array): inserts into each LRU map. Buckets are never deleted, only evicted
+ * when a map is full, so min(inserts, capacity) is the map's fill. */
+enum gw_insert_counter {
+	GW_INSERTS_SOURCES = 0,
+	GW_INSERTS_SUBNETS = 1,
+	GW_INSERTS_OFFENDERS = 2,
+	GW_INSERTS_COUNT = 3,
+};
 
 /* The limits, written by the loader into gw_config[0]; the program reads them per packet,
  * so a changed policy takes effect without reloading the program.
@@ -130,6 +153,7 @@ struct gw_loader_info {
 #define GW_SUBNETS_DEFAULT_ENTRIES (1 << 18)
 #define GW_ALLOWLIST_DEFAULT_ENTRIES 4096
 #define GW_BLOCKLIST_DEFAULT_ENTRIES (1 << 18)
+#define GW_OFFENDERS_DEFAULT_ENTRIES 65536
 #define GW_PORTS_ENTRIES 65536
 
 #endif /* GATEWARDEN_ABI_H */

@@ -65,6 +65,20 @@ struct {
 } gw_subnets SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GW_OFFENDERS_DEFAULT_ENTRIES);
+	__type(key, struct gw_offender_key);
+	__type(value, __u64);
+} gw_offenders SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GW_INSERTS_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} gw_inserts SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, GW_ALLOWLIST_DEFAULT_ENTRIES);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -298,6 +312,34 @@ static __always_inline void lpm_key_from(struct gw_lpm_key *key, const struct gw
 	__builtin_memcpy(key->addr, addr->bytes, 16);
 }
 
+static __always_inline void count_insert(__u32 counter)
+{
+	__u64 *inserts = bpf_map_lookup_elem(&gw_inserts, &counter);
+
+	if (inserts) /* per-CPU */
+		*inserts += 1;
+}
+
+/* Registers `key` as an offender whose drop count just reached `power` (a power of two). */
+static __always_inline void register_offender(const struct gw_addr *key, __u32 kind, __u64 power)
+{
+	struct gw_offender_key offender = { .kind = kind };
+
+	__builtin_memcpy(&offender.addr, key, sizeof(offender.addr));
+	if (bpf_map_update_elem(&gw_offenders, &offender, &power, BPF_ANY) == 0 && power == 1)
+		count_insert(GW_INSERTS_OFFENDERS);
+}
+
+/* One more packet dropped for rate from `bucket`: an atomic add on a line the CAS already owns,
+ * and a write to gw_offenders only when the count reaches a power of two. */
+static __always_inline void note_drop(struct gw_bucket *bucket, const struct gw_addr *key, __u32 kind)
+{
+	__u64 before = __sync_fetch_and_add(&bucket->dropped_packets, 1);
+
+	if ((before & (before + 1)) == 0) /* before + 1 is a power of two */
+		register_offender(key, kind, before + 1);
+}
+
 /* Whether the blocklist holds an unexpired entry covering the source. */
 static __always_inline int is_blocked(const struct gw_lpm_key *key)
 {
@@ -327,18 +369,27 @@ static __always_inline int gcra_conforms(struct gw_bucket *bucket, __u64 now, __
 }
 
 /* Charges one packet to `bucket` (looked up by the caller; NULL creates it under `key`).
- * Returns 1 to pass. */
-static __always_inline int charge(void *map, struct gw_bucket *bucket, const struct gw_addr *key, __u64 now,
-				  __u64 interval, __u64 tolerance)
+ * `kind` names the map for the insert and offender counts. Returns 1 to pass. */
+static __always_inline int charge(void *map, __u32 kind, struct gw_bucket *bucket, const struct gw_addr *key,
+				  __u64 now, __u64 interval, __u64 tolerance)
 {
 	if (interval == 0)
 		return 1;
 	if (!bucket) {
 		/* First packet of this key: it uses one interval of the tolerance. */
 		struct gw_bucket fresh = { .tat_ns = now + interval };
+		int conforms = interval <= tolerance;
 
-		if (bpf_map_update_elem(map, key, &fresh, BPF_NOEXIST) == 0)
-			return interval <= tolerance;
+		if (!conforms) { /* a burst below one packet: the first is already over */
+			fresh.tat_ns = now;
+			fresh.dropped_packets = 1;
+		}
+		if (bpf_map_update_elem(map, key, &fresh, BPF_NOEXIST) == 0) {
+			count_insert(kind == GW_OFFENDER_SOURCE ? GW_INSERTS_SOURCES : GW_INSERTS_SUBNETS);
+			if (!conforms)
+				register_offender(key, kind, 1);
+			return conforms;
+		}
 		/* Another CPU created it meanwhile: charge the one that exists. */
 		bucket = bpf_map_lookup_elem(map, key);
 		if (!bucket)
@@ -346,7 +397,7 @@ static __always_inline int charge(void *map, struct gw_bucket *bucket, const str
 	}
 	if (gcra_conforms(bucket, now, interval, tolerance))
 		return 1;
-	__sync_fetch_and_add(&bucket->dropped_packets, 1);
+	note_drop(bucket, key, kind);
 	return 0;
 }
 
@@ -507,16 +558,20 @@ int gatewarden_xdp(struct xdp_md *ctx)
 		struct gw_bucket fresh = { .tat_ns = now + config->subnet_interval_ns };
 
 		/* Its first packet is within every limit by construction: charge the subnet only. */
-		if (bpf_map_update_elem(&gw_subnets, &subnet_key, &fresh, BPF_NOEXIST) == 0)
+		if (bpf_map_update_elem(&gw_subnets, &subnet_key, &fresh, BPF_NOEXIST) == 0) {
+			count_insert(GW_INSERTS_SUBNETS);
 			return count(GW_ACTION_PASS, GW_REASON_WITHIN_LIMIT, bytes);
+		}
 		/* Another CPU created it meanwhile: take the full path. */
 		subnet = bpf_map_lookup_elem(&gw_subnets, &subnet_key);
 		source = bpf_map_lookup_elem(&gw_sources, &facts.source);
 	}
 
-	if (!charge(&gw_sources, source, &facts.source, now, config->source_interval_ns, config->source_tolerance_ns))
+	if (!charge(&gw_sources, GW_OFFENDER_SOURCE, source, &facts.source, now, config->source_interval_ns,
+		    config->source_tolerance_ns))
 		return count(GW_ACTION_DROP, GW_REASON_RATE_IP, bytes);
-	if (subnet && !charge(&gw_subnets, subnet, &subnet_key, now, config->subnet_interval_ns, config->subnet_tolerance_ns))
+	if (subnet && !charge(&gw_subnets, GW_OFFENDER_SUBNET, subnet, &subnet_key, now, config->subnet_interval_ns,
+			      config->subnet_tolerance_ns))
 		return count(GW_ACTION_DROP, GW_REASON_RATE_SUBNET, bytes);
 
 	return count(GW_ACTION_PASS, GW_REASON_WITHIN_LIMIT, bytes);

@@ -66,20 +66,13 @@ public struct XDPCollector: Collector {
         }
 
         let limits = try maps.limits()
-        // Keys stay raw during the walk; only the final K are formatted.
-        var top = TopK<(key: gw_addr, isSubnet: Bool)>(k: topK)
-        for (map, isSubnet) in [(maps.sources, false), (maps.subnets, true)] {
-            var count = 0
-            try maps.forEachBucket(in: map) { key, bucket in
-                count += 1
-                if bucket.dropped_packets > 0 { top.offer((key, isSubnet), bucket.dropped_packets) }
-            }
-            families.entries.add(["interface": interface, "map": map.info.name], Double(count))
+        for map in [maps.sources, maps.subnets, maps.offenders] {
+            families.entries.add(["interface": interface, "map": map.info.name], Double(try maps.entries(of: map)))
             families.capacity.add(["interface": interface, "map": map.info.name], Double(map.info.maxEntries))
         }
-        for offender in top.sorted {
-            let address = AddressPrefix.addressText(of: offender.item.key)
-            let prefix = offender.item.isSubnet
+        for offender in try topOffenders(maps) {
+            let address = AddressPrefix.addressText(of: offender.item.addr)
+            let prefix = offender.item.kind == GW_OFFENDER_SUBNET.rawValue
                 ? (address.isIPv4 ? limits?.ipv4SubnetPrefix ?? 24 : limits?.ipv6SubnetPrefix ?? 64)
                 : (address.isIPv4 ? 32 : 128)
             families.top.add(["interface": interface, "source": address.text, "prefix": String(prefix)], Double(offender.value))
@@ -94,6 +87,26 @@ public struct XDPCollector: Collector {
                 families.blocklist.add(["interface": interface, "family": "ipv6", "layer": "xdp"], Double(counts.ipv6))
             }
         }
+    }
+
+    /// The top K offenders by exact drop count.
+    ///
+    /// The walk covers gw_offenders only (bounded by its capacity, not by the sources tracked).
+    /// Each entry's value r bounds its count c by r <= c < 2r; with R the K-th largest r, every true
+    /// top-K offender has r >= R, so only those candidates' buckets are read for exact counts.
+    func topOffenders(_ maps: XDPMaps) throws -> [(item: gw_offender_key, value: UInt64)] {
+        var registered: [(key: gw_offender_key, bound: UInt64)] = []
+        var bounds = TopK<Int>(k: topK)
+        try maps.forEachOffender { key, bound in
+            registered.append((key, bound))
+            bounds.offer(0, bound)
+        }
+        let threshold = bounds.sorted.last?.value ?? 0
+        var top = TopK<gw_offender_key>(k: topK)
+        for candidate in registered where candidate.bound >= threshold {
+            top.offer(candidate.key, try maps.droppedPackets(of: candidate.key) ?? candidate.bound)
+        }
+        return top.sorted
     }
 
     static func requestedModeName(_ value: UInt32) -> String {

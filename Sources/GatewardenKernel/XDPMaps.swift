@@ -15,6 +15,8 @@ public struct XDPMaps: Sendable {
         public static let statistics = "gw_stats"
         public static let sources = "gw_sources"
         public static let subnets = "gw_subnets"
+        public static let offenders = "gw_offenders"
+        public static let inserts = "gw_inserts"
         public static let allowlist = "gw_allowlist"
         public static let blocklist = "gw_blocklist"
         public static let config = "gw_config"
@@ -34,6 +36,8 @@ public struct XDPMaps: Sendable {
     public let statistics: BPFMap
     public let sources: BPFMap
     public let subnets: BPFMap
+    public let offenders: BPFMap
+    public let inserts: BPFMap
     public let allowlist: BPFMap
     public let blocklist: BPFMap
     public let config: BPFMap
@@ -47,6 +51,8 @@ public struct XDPMaps: Sendable {
         statistics = try open(Name.statistics)
         sources = try open(Name.sources)
         subnets = try open(Name.subnets)
+        offenders = try open(Name.offenders)
+        inserts = try open(Name.inserts)
         allowlist = try open(Name.allowlist)
         blocklist = try open(Name.blocklist)
         config = try open(Name.config)
@@ -191,6 +197,40 @@ public struct XDPMaps: Sendable {
     }
 
     // MARK: Rate state
+
+    /// Entries in an LRU map: inserts since the maps were created, capped at capacity. Buckets are
+    /// never deleted, only evicted when a map is full, so this is exact until the map first fills.
+    public func entries(of map: BPFMap) throws -> Int {
+        let counter: gw_insert_counter
+        switch map.info.name {
+        case Name.sources: counter = GW_INSERTS_SOURCES
+        case Name.subnets: counter = GW_INSERTS_SUBNETS
+        case Name.offenders: counter = GW_INSERTS_OFFENDERS
+        default: throw KernelError(operation: "map \(map.info.name) has no insert counter")
+        }
+        let perCPU = try inserts.perCPUValues(at: counter.rawValue, as: UInt64.self) ?? []
+        return Int(min(perCPU.reduce(0, &+), UInt64(map.info.maxEntries)))
+    }
+
+    /// Every registered offender with its power-of-two bound `r` (its count c has r <= c < 2r).
+    public func forEachOffender(_ body: (gw_offender_key, UInt64) -> Void) throws {
+        try offenders.forEachEntry(keyType: gw_offender_key.self, valueType: UInt64.self, batchSize: 8192) { key, value in
+            body(key, value[0])
+        }
+    }
+
+    /// The exact count of packets dropped for rate from an offender, from its bucket
+    /// (nil once the bucket was evicted).
+    public func droppedPackets(of offender: gw_offender_key) throws -> UInt64? {
+        let map = offender.kind == GW_OFFENDER_SUBNET.rawValue ? subnets : sources
+        return try map.value(at: offender.addr, as: gw_bucket.self)?.dropped_packets
+    }
+
+    /// Packets dropped for rate from one source (4 or 16 bytes) or subnet (its network address).
+    public func droppedPackets(address: [UInt8], subnet: Bool = false) throws -> UInt64? {
+        try (subnet ? subnets : sources).value(at: Self.key(address: address), as: gw_bucket.self)
+            .flatMap { $0.dropped_packets > 0 ? $0.dropped_packets : nil }
+    }
 
     /// The bucket of one source address (4 or 16 bytes), if the program has seen it.
     public func sourceBucket(address: [UInt8]) throws -> gw_bucket? {

@@ -4,8 +4,8 @@ import GatewardenKernel
 
 // gatewarden-scrape-bench: what a scrape costs as the kernel state grows.
 //
-// In a lab namespace with Gatewarden loaded, it fills gw_sources with N tracked sources (each with
-// drops, so every one is a top-K candidate) and a set in table inet gatewarden with M elements, then
+// In a lab namespace with Gatewarden loaded, it fills gw_sources with N tracked sources (one in
+// twenty an offender, up to gw_offenders' 65,536) and a set in table inet gatewarden with M elements, then
 // measures, in the same run:
 //   - `gatewarden serve`: scrape latency (median, p99 over R scrapes) and its peak resident memory;
 //   - the seed articles' approach: `nft -j list table` parsed by a Python script (nft side only);
@@ -91,8 +91,14 @@ var filledSources = 0
     while filledSources < count {
         let i = filledSources + 1
         let address: [UInt8] = [10, UInt8(i >> 16 & 0xff), UInt8(i >> 8 & 0xff), UInt8(i & 0xff)]
-        try maps.sources.update(gw_bucket(tat_ns: 0, dropped_packets: UInt64(i % 9973 + 1), list_verdict: 0),
-                                at: XDPMaps.key(address: address))
+        let dropped = UInt64(i % 20 == 0 ? i % 9973 + 1 : 0)
+        try maps.sources.update(gw_bucket(tat_ns: 0, dropped_packets: dropped, list_verdict: 0), at: XDPMaps.key(address: address))
+        // Every twentieth source is an offender, registered as the program does (up to the map's capacity).
+        if dropped > 0 {
+            let bound = UInt64(1) << UInt64(63 - dropped.leadingZeroBitCount)
+            try maps.offenders.update(bound, at: gw_offender_key(addr: XDPMaps.key(address: address),
+                                                                kind: GW_OFFENDER_SOURCE.rawValue))
+        }
         filledSources += 1
     }
 }

@@ -1,3 +1,4 @@
+import CGatewardenABI
 import GatewardenKernel
 import Testing
 
@@ -164,7 +165,13 @@ struct VerdictTests {
         let verdicts = try (0..<5).map { _ in try program.run(packet) }
         #expect(verdicts == [.pass, .pass, .pass, .drop, .drop])
         #expect(try program.counters()["drop/rate_ip"] == 2)
-        #expect(try program.maps.sourceBucket(address: client)?.dropped_packets == 2)
+        #expect(try program.maps.droppedPackets(address: client) == 2)
+        #expect(try program.maps.entries(of: program.maps.offenders) == 1)
+        // Registered as an offender with the power of two its count last reached.
+        for _ in 0..<3 { _ = try program.run(packet) }
+        let offender = gw_offender_key(addr: XDPMaps.key(address: client), kind: GW_OFFENDER_SOURCE.rawValue)
+        #expect(try program.maps.offenders.value(at: offender, as: UInt64.self) == 4)
+        #expect(try program.maps.droppedPackets(address: client) == 5)
         // Another source has its own bucket.
         #expect(try program.run(Packet.ipv4(source: [192, 0, 2, 8], transport: .tcp(destinationPort: 443))) == .pass)
         // Unprotected ports are never charged.
@@ -180,6 +187,8 @@ struct VerdictTests {
         #expect(verdicts == [.pass, .pass, .pass, .drop])
         #expect(try program.run(Packet.ipv4(source: [192, 0, 3, 1], transport: .tcp(destinationPort: 443))) == .pass)
         #expect(try program.counters()["drop/rate_subnet"] == 1)
+        #expect(try program.maps.droppedPackets(address: [192, 0, 2, 0], subnet: true) == 1)
+        #expect(try program.maps.entries(of: program.maps.subnets) == 2)
     }
 
     @Test("the IPv6 subnet prefix is configurable: /48 groups what /64 separates")

@@ -52,10 +52,8 @@ struct Status: ParsableCommand {
         }
         lines.append("  blocklist: \(bans.isEmpty ? "empty" : bans.joined(separator: ", "))")
         var fill: [String] = []
-        for map in [maps.sources, maps.subnets] {
-            var entries = 0
-            try map.forEachEntry(keyType: gw_addr.self, valueType: gw_bucket.self) { _, _ in entries += 1 }
-            fill.append("\(map.info.name) \(entries)/\(map.info.maxEntries)")
+        for map in [maps.sources, maps.subnets, maps.offenders] {
+            fill.append("\(map.info.name) \(try maps.entries(of: map))/\(map.info.maxEntries)")
         }
         lines.append("  maps:      " + fill.joined(separator: ", "))
         return lines.joined(separator: "\n")

@@ -38,7 +38,7 @@ let package = Package(
                 dependencies: ["CLibBPF", "CNFTables", "CGatewardenABI", "CLinux"]),
         .target(name: "GatewardenPolicy", dependencies: ["GatewardenKernel"]),
         .target(name: "GatewardenExporter",
-                dependencies: ["GatewardenKernel", "CMicroHTTPD", "CZlib", "CCrypt", "Yams"]),
+                dependencies: ["GatewardenKernel", "CMicroHTTPD", "CZlib", "CCrypt", "CLinux", "Yams"]),
 
         // MARK: The command
         .executableTarget(name: "gatewarden",

@@ -6,4 +6,6 @@
 int setns(int fd, int nstype);
 /* The mask is a cpu_set_t, declared here as bytes so no GNU-only type is needed. */
 int sched_setaffinity(int pid, unsigned long cpusetsize, const void *mask);
+/* glibc: return freed heap memory to the kernel. */
+int malloc_trim(unsigned long pad);
 #endif

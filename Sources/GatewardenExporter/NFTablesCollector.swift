@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import GatewardenKernel
 
@@ -35,6 +36,9 @@ public final class NFTablesCollector: Collector, @unchecked Sendable {
             }
             return try NFTablesListing(json: ElementArrayCounter.collapse(json))
         }
+        // libnftables builds and frees a cache of every set element per listing; glibc keeps the freed
+        // pages in its per-thread arenas. Hand them back so the exporter's resident size stays small.
+        malloc_trim(0)
         loaded.add(["table": table], listing == nil ? 0 : 1)
         guard let listing else { return [loaded] }
         return [loaded] + listing.families(table: table)

@@ -119,7 +119,7 @@ var filledElements = 0
 struct Row {
     var sources: Int
     var elements: Int
-    var median = 0.0, p99 = 0.0, peakRSS = 0.0, seedNFT = 0.0, perKeyWalk = 0.0, batchWalk = 0.0
+    var median = 0.0, p99 = 0.0, peakRSS = 0.0, rss = 0.0, seedNFT = 0.0, perKeyWalk = 0.0, batchWalk = 0.0
 }
 
 var rows: [Row] = []
@@ -142,8 +142,12 @@ for (sources, elements) in [(1_000, 1_000), (1_000, 65_000), (100_000, 1_000), (
     row.median = percentile(latencies, 0.5)
     row.p99 = percentile(latencies, 0.99)
     let status = (try? String(contentsOfFile: "/proc/\(serve.processIdentifier)/status", encoding: .utf8)) ?? ""
-    row.peakRSS = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
-        .flatMap { Double($0.split(separator: " ").dropFirst().first ?? "") }.map { $0 * 1024 } ?? 0
+    func kilobytes(_ field: String) -> Double {
+        status.split(separator: "\n").first { $0.hasPrefix(field) }
+            .flatMap { Double($0.split(separator: " ").dropFirst().first ?? "") }.map { $0 * 1024 } ?? 0
+    }
+    row.peakRSS = kilobytes("VmHWM:")
+    row.rss = kilobytes("VmRSS:")
     serve.terminate()
     serve.waitUntilExit()
 
@@ -169,10 +173,10 @@ for (sources, elements) in [(1_000, 1_000), (1_000, 65_000), (100_000, 1_000), (
     print("measured \(sources) sources, \(elements) set elements")
 }
 
-print("\ngatewarden-scrape-bench: \(scrapes) scrapes per row over loopback; times in ms; RSS is the exporter's peak")
-print("sources    set elems   scrape median   scrape p99   peak RSS MB   seed nft+python   per-key walk   batch walk")
+print("\ngatewarden-scrape-bench: \(scrapes) scrapes per row over loopback; times in ms; the exporter's RSS after them, and its peak")
+print("sources    set elems   scrape median   scrape p99   RSS MB   peak RSS MB   seed nft+python   per-key walk   batch walk")
 for row in rows {
-    print(String(format: "%9d  %10d  %14.1f  %11.1f  %12.1f  %16.1f  %13.1f  %11.1f",
-                 row.sources, row.elements, row.median * 1000, row.p99 * 1000, row.peakRSS / 1_048_576,
+    print(String(format: "%9d  %10d  %14.1f  %11.1f  %7.1f  %12.1f  %16.1f  %13.1f  %11.1f",
+                 row.sources, row.elements, row.median * 1000, row.p99 * 1000, row.rss / 1_048_576, row.peakRSS / 1_048_576,
                  row.seedNFT * 1000, row.perKeyWalk * 1000, row.batchWalk * 1000))
 }

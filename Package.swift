@@ -36,7 +36,7 @@ let package = Package(
         // MARK: Libraries, one idea each; arrows go CLI → Exporter/Policy → Kernel → C
         .target(name: "GatewardenKernel",
                 dependencies: ["CLibBPF", "CNFTables", "CGatewardenABI", "CLinux"]),
-        .target(name: "GatewardenPolicy", dependencies: ["GatewardenKernel"]),
+        .target(name: "GatewardenPolicy", dependencies: ["GatewardenKernel", "Yams"]),
         .target(name: "GatewardenExporter",
                 dependencies: ["GatewardenKernel", "CMicroHTTPD", "CZlib", "CCrypt", "CLinux", "Yams"]),
 

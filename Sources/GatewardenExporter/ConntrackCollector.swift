@@ -18,17 +18,10 @@ public struct ConntrackCollector: Collector {
                                    help: "Connections in the conntrack table.", type: .gauge)
         var limit = MetricFamily(name: "gatewarden_conntrack_limit",
                                  help: "The conntrack table's limit (net.netfilter.nf_conntrack_max).", type: .gauge)
-        let values = try namespace.perform {
-            (Self.read("/proc/sys/net/netfilter/nf_conntrack_count"), Self.read("/proc/sys/net/netfilter/nf_conntrack_max"))
-        }
-        if let count = values.0, let maximum = values.1 {
-            entries.add([:], count)
-            limit.add([:], maximum)
+        if let count = try Conntrack.count(in: namespace), let maximum = try Conntrack.maximum(in: namespace) {
+            entries.add([:], Double(count))
+            limit.add([:], Double(maximum))
         }
         return [entries, limit]
-    }
-
-    private static func read(_ path: String) -> Double? {
-        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 }

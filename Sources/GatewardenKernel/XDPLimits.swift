@@ -9,20 +9,30 @@ import CGatewardenABI
 public struct XDPLimits: Sendable, Equatable {
     /// A GCRA limit: a sustained rate and how many packets may arrive at once.
     public struct Rate: Sendable, Equatable, CustomStringConvertible {
-        public var packetsPerSecond: UInt64
+        /// `packets` per `periodSeconds`; 0 packets is no limit.
+        public var packets: UInt64
+        public var periodSeconds: UInt64
         public var burst: UInt64
 
-        public init(packetsPerSecond: UInt64, burst: UInt64) {
-            self.packetsPerSecond = packetsPerSecond
+        public init(packets: UInt64, perSeconds periodSeconds: UInt64, burst: UInt64) {
+            self.packets = packets
+            self.periodSeconds = max(periodSeconds, 1)
             self.burst = burst
         }
 
+        public init(packetsPerSecond: UInt64, burst: UInt64) {
+            self.init(packets: packetsPerSecond, perSeconds: 1, burst: burst)
+        }
+
         /// Nanoseconds between packets at the sustained rate; 0 (no limit) for a rate of 0.
-        var intervalNanoseconds: UInt64 { packetsPerSecond == 0 ? 0 : 1_000_000_000 / packetsPerSecond }
+        var intervalNanoseconds: UInt64 { packets == 0 ? 0 : periodSeconds * 1_000_000_000 / packets }
         /// How far ahead of now the theoretical arrival time may run: `burst` intervals.
         var toleranceNanoseconds: UInt64 { intervalNanoseconds * burst }
 
-        public var description: String { "\(packetsPerSecond)/s burst \(burst)" }
+        public var description: String {
+            let unit = [1: "s", 60: "min", 3600: "h"][Int(periodSeconds)] ?? "\(periodSeconds)s"
+            return "\(packets)/\(unit) burst \(burst)"
+        }
     }
 
     public var source: Rate
@@ -64,8 +74,10 @@ public struct XDPLimits: Sendable, Equatable {
     /// The limits a config map value holds (ports are kept in their own map).
     init(configuration config: gw_config, protectedPorts: [UInt16]) {
         func rate(_ interval: UInt64, _ tolerance: UInt64) -> Rate {
-            interval == 0 ? Rate(packetsPerSecond: 0, burst: 0)
-                : Rate(packetsPerSecond: 1_000_000_000 / interval, burst: tolerance / interval)
+            guard interval > 0 else { return Rate(packetsPerSecond: 0, burst: 0) }
+            // The shortest period in which the interval fits a whole number of times.
+            let period: UInt64 = [1, 60, 3600].first { ($0 * 1_000_000_000) % interval == 0 } ?? 1
+            return Rate(packets: period * 1_000_000_000 / interval, perSeconds: period, burst: tolerance / interval)
         }
         self.init(source: rate(config.source_interval_ns, config.source_tolerance_ns),
                   subnet: rate(config.subnet_interval_ns, config.subnet_tolerance_ns),

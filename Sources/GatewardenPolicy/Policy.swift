@@ -1,27 +1,70 @@
 import GatewardenKernel
 
 /// What Gatewarden protects and how. One policy drives both layers: the nftables ruleset
-/// and the XDP program's configuration maps.
+/// (`NFTablesRuleset`) and the XDP program's configuration maps (`xdpLimits`).
 ///
-/// Today it holds the XDP limits and the allowlist; the YAML form and the nftables limits
-/// grow here.
+/// Read from YAML by `PolicyParser`; `Policy.builtInDefault` holds the seed articles' limits.
 ///
-///     var policy = Policy.builtInDefault
-///     policy.allowlist.append(try AddressPrefix("203.0.113.0/24"))
+///     let policy = try PolicyParser.parse(file: "/etc/gatewarden/policy.yaml")
+///     print(NFTablesRuleset(policy: policy, conntrackMax: 262144).text)
 public struct Policy: Sendable, Equatable {
-    /// Per-source and per-subnet packet limits, subnet sizes and protected ports.
-    public var xdp: XDPLimits
-    /// Sources that are never limited.
-    public var allowlist: [AddressPrefix]
+    /// Destination ports whose traffic is limited, TCP and UDP.
+    public var protectedPorts: [UInt16] = [80, 443]
+    /// Ports with a tighter per-subnet limit on new connections (login, token endpoints).
+    public var authPorts: [UInt16] = [8443]
+    /// Source subnet sizes for the per-subnet limits.
+    public var ipv4SubnetPrefix = 24
+    public var ipv6SubnetPrefix = 64
 
-    public init(xdp: XDPLimits, allowlist: [AddressPrefix] = []) {
-        self.xdp = xdp
-        self.allowlist = allowlist
+    /// Packets per source address to protected ports (XDP and nftables); nil: off.
+    public var perSource: Rate? = Rate(100, per: .second, burst: 200)
+    /// Packets per source subnet to protected ports (XDP and nftables); nil: off.
+    public var perSubnet: Rate? = Rate(500, per: .second, burst: 1000)
+    /// New TCP connections (SYN) per source address; nil: off.
+    public var newConnectionsPerSource: Rate? = Rate(20, per: .second, burst: 40)
+    /// Concurrent connections per source address; beyond it new ones are reset; nil: off.
+    public var concurrentConnectionsPerSource: Int? = 20
+    /// New connections are dropped once this share of nf_conntrack_max is in use; nil: off.
+    public var conntrackCapPercent: Int? = 80
+    /// New connections per source subnet to the auth ports; nil: off.
+    public var authPerSubnet: Rate? = Rate(20, per: .minute, burst: 5)
+
+    /// A subnet opening new connections faster than this is blocked for `escalationBlockFor`; nil: off.
+    /// Its burst is a minute's worth: escalation is for sustained abuse, not a NAT opening a burst of connections.
+    public var escalationPerSubnet: Rate? = Rate(500, per: .minute, burst: 500)
+    public var escalationBlockFor = PolicyDuration(seconds: 30 * 60)
+
+    /// Default lifetime of a ban added without one, and the ban sets' capacity.
+    public var blocklistTimeout = PolicyDuration(seconds: 3600)
+    public var blocklistSize = 65536
+    /// Bans the policy itself holds (added with the default timeout at each load).
+    public var blocklist: [AddressPrefix] = []
+    /// Sources never limited, in either layer.
+    public var allowlist: [AddressPrefix] = []
+
+    /// When set, drop rules log with this prefix.
+    public var logPrefix: String?
+    /// When set, connections carrying this conntrack mark are dropped (for an external fingerprinting daemon).
+    public var ctMarkDrop: UInt32?
+
+    /// The XDP layer.
+    public var xdpEnabled = true
+    public var xdpSourcesMapSize = Int(1 << 20)
+    public var xdpSubnetsMapSize = Int(1 << 18)
+
+    public init() {}
+
+    /// The policy used without `--policy`: the seed articles' limits.
+    public static let builtInDefault = Policy()
+
+    /// The XDP program's share of the policy. With the XDP layer disabled every rate is off there
+    /// (the program still runs, counting and enforcing the lists).
+    public var xdpLimits: XDPLimits {
+        func xdp(_ rate: Rate?) -> XDPLimits.Rate {
+            guard xdpEnabled, let rate else { return .init(packetsPerSecond: 0, burst: 0) }
+            return .init(packets: rate.count, perSeconds: rate.unit.seconds, burst: rate.burst)
+        }
+        return XDPLimits(source: xdp(perSource), subnet: xdp(perSubnet), ipv4SubnetPrefix: ipv4SubnetPrefix,
+                         ipv6SubnetPrefix: ipv6SubnetPrefix, protectedPorts: protectedPorts)
     }
-
-    /// Destination ports whose traffic is limited (TCP and UDP).
-    public var protectedPorts: [UInt16] { xdp.protectedPorts }
-
-    /// The policy used without `--policy`: the seed articles' limits on HTTP and HTTPS.
-    public static let builtInDefault = Policy(xdp: .default)
 }

@@ -11,7 +11,7 @@ struct Gatewarden: ParsableCommand {
         table (inet gatewarden), which handles what needs connection state. `serve` exports both to Prometheus.
         """,
         version: BuildVersion.string,
-        subcommands: [Load.self, Unload.self, Status.self, Block.self, Unblock.self, Serve.self]
+        subcommands: [Load.self, Unload.self, Status.self, Check.self, Render.self, Persist.self, Block.self, Unblock.self, Serve.self]
     )
 }
 

@@ -11,7 +11,7 @@ struct RateAccuracyTests {
 
     /// rate × elapsed + burst, the GCRA allowance from an empty bucket.
     private func expected(_ rate: XDPLimits.Rate, _ result: Flood.Result) -> Double {
-        Double(rate.packetsPerSecond) * result.elapsed + Double(rate.burst)
+        Double(rate.packets) / Double(rate.periodSeconds) * result.elapsed + Double(rate.burst)
     }
 
     private func expectWithinTenPercent(_ result: Flood.Result, of expected: Double, _ label: String) {

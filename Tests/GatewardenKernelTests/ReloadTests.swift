@@ -65,7 +65,10 @@ struct ReloadTests {
         defer { lab.remove() }
         let arguments = ["--interface", lab.gatewayInterface, "--netns", lab.gateway]
         defer { _ = try? GatewardenBinary.run(["unload"] + arguments, check: false) }
-        try GatewardenBinary.run(["load", "--xdp-mode", "auto", "--allow", "203.0.113.0/24"] + arguments)
+        let policy = FileManager.default.temporaryDirectory.appendingPathComponent("gwt-status-\(getpid()).yaml")
+        try "allowlist: [203.0.113.0/24]\n".write(to: policy, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: policy) }
+        try GatewardenBinary.run(["load", "--xdp-mode", "auto", "--policy", policy.path] + arguments)
         try GatewardenBinary.run(["block", "198.51.100.0/24", "--for", "30m"] + arguments)
         let text = try GatewardenBinary.run(["status", "--netns", lab.gateway]).stdout
         let programID = try XDPInstance(layout: PinLayout(namespace: try NetworkNamespace(named: lab.gateway),

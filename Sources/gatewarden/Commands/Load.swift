@@ -10,11 +10,14 @@ struct Load: ParsableCommand {
         Everything goes through libbpf and libnftables. The program stays attached after this command \
         exits (its bpf_link is pinned), and running `load` again replaces it atomically, keeping the \
         pinned maps: counters and state survive reloads. The nftables table is checked before anything \
-        is applied, and replaced in one transaction.
+        is applied, and replaced in one transaction that keeps the bans; a policy with any problem \
+        changes nothing. The XDP limits are written into the program's config map in place.
         """
     )
 
     @OptionGroup var instance: InstanceOptions
+
+    @OptionGroup var policyOptions: PolicyOptions
 
     @Option(help: ArgumentHelp(
         "Where the XDP program runs: native (in the driver), generic (any interface, slower), or auto.",
@@ -24,12 +27,8 @@ struct Load: ParsableCommand {
     @Flag(help: "Replace an XDP program on the interface that is not Gatewarden's.")
     var force = false
 
-    @Option(name: .customLong("allow"), help: ArgumentHelp("A source CIDR that is never limited (repeatable).", valueName: "cidr"))
-    var allowlist: [String] = []
-
     func run() throws {
-        var policy = Policy.builtInDefault
-        policy.allowlist = try allowlist.map { try AddressPrefix($0) }
+        let policy = try policyOptions.load()
         let deployment = try Deployment(namespace: instance.namespace(), interface: instance.interface)
         let outcome = try deployment.install(policy: policy, mode: xdpMode, force: force)
         print(outcome)

@@ -46,9 +46,8 @@ struct Deployment {
 
     func install(policy: Policy, mode requested: XDPModeChoice, force: Bool = false) throws -> Outcome {
         let interfaceIndex = try NetworkInterface.index(of: interface, in: namespace)
-        let ruleset = NFTablesRuleset(policy: policy)
-        let nft = try NFTables(namespace: namespace)
-        try nft.run(ruleset.replaceTransaction, dryRun: true)
+        let ruleset = try Self.checkedRuleset(policy: policy, namespace: namespace)
+        warnAboutBanSetChanges(policy: policy)
 
         let link = XDPLink(pinPath: layout.link)
         let replacing = link.exists
@@ -62,6 +61,7 @@ struct Deployment {
         try layout.createDirectory()
         do {
             let object = try BPFObject(elf: Self.program.bytes, name: Self.programName)
+            try sizeMaps(object, policy: policy)
             try object.pinMaps(in: layout)
             try object.load()
             let programFD = try object.programDescriptor(named: Self.programName)
@@ -69,7 +69,10 @@ struct Deployment {
 
             let maps = try XDPMaps(object: object)
             // Limits first: the new program must never run a packet without them.
-            try maps.apply(policy.xdp, allowlist: policy.allowlist)
+            try maps.apply(policy.xdpLimits, allowlist: policy.allowlist)
+            for ban in policy.blocklist {
+                try maps.block(ban, for: .seconds(Int64(policy.blocklistTimeout.seconds)))
+            }
             let mode: XDPMode
             if replacing {
                 try link.replaceProgram(with: programFD)
@@ -80,7 +83,9 @@ struct Deployment {
             try verifyAttached(programID: programID, interfaceIndex: interfaceIndex)
             try maps.recordAttach(mode: mode, requested: requested.abiValue, interface: interface, interfaceIndex: interfaceIndex,
                                   wallClockNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9))
-            try nft.run(ruleset.replaceTransaction)
+            // A fresh context for the transaction: libnftables 1.0.6 can abort printing an error when a
+            // context that ran a dry run is reused (its cache points into the earlier command buffer).
+            try NFTables(namespace: namespace).run(ruleset.applyTransaction)
             return Outcome(replaced: replacing, programID: programID, mode: mode, pins: layout.directory,
                            interface: interface, namespace: namespace)
         } catch {
@@ -89,6 +94,50 @@ struct Deployment {
                 if !hadDirectory { layout.removeEmptyDirectories() }
             }
             throw error
+        }
+    }
+
+    /// The ruleset for `policy`, checked by the kernel (a dry run) before anything changes.
+    ///
+    /// The conntrack cap is a share of nf_conntrack_max, which exists once nf_conntrack is loaded;
+    /// the first dry run (its `ct` rules) loads the module when it is not, then the value is read.
+    static func checkedRuleset(policy: Policy, namespace: NetworkNamespace) throws -> NFTablesRuleset {
+        try NFTables(namespace: namespace).run(NFTablesRuleset(policy: policy).applyTransaction, dryRun: true)
+        let ruleset = NFTablesRuleset(policy: policy, conntrackMax: try Conntrack.maximum(in: namespace))
+        if policy.conntrackCapPercent != nil && ruleset.conntrackCap == nil {
+            FileHandle.standardError.write(Data("gatewarden: nf_conntrack is not loaded: no conntrack cap rule\n".utf8))
+        }
+        try NFTables(namespace: namespace).run(ruleset.applyTransaction, dryRun: true)
+        return ruleset
+    }
+
+    /// Ban sets are kept across applies so bans survive; nft leaves an existing set's size and
+    /// timeout as they are, so say when the policy asks for others.
+    private func warnAboutBanSetChanges(policy: Policy) {
+        guard let listing = try? NFTables(namespace: namespace).run("list sets \(NFTablesRuleset.family)", terse: true) else { return }
+        let wanted = ["size \(policy.blocklistSize)", "timeout \(policy.blocklistTimeout)"]
+        for name in ["block_v4", "block_v6"] {
+            guard let range = listing.range(of: "set \(name) {") else { continue }
+            let body = listing[range.upperBound...].prefix { $0 != "}" }
+            if !wanted.allSatisfy({ body.contains($0) }) {
+                FileHandle.standardError.write(Data(("gatewarden: ban set \(name) keeps its size and timeout until "
+                    + "`gatewarden unload` (bans are kept across loads)\n").utf8))
+            }
+        }
+    }
+
+    /// Map capacities come from the policy when the maps are first created; pinned maps keep theirs.
+    private func sizeMaps(_ object: BPFObject, policy: Policy) throws {
+        for (name, wanted) in [(XDPMaps.Name.sources, policy.xdpSourcesMapSize), (XDPMaps.Name.subnets, policy.xdpSubnetsMapSize)] {
+            if let pinned = try? BPFMap(pinnedAt: layout.map(name)) {
+                try object.setMaxEntries(pinned.info.maxEntries, ofMap: name)
+                if pinned.info.maxEntries != UInt32(wanted) {
+                    FileHandle.standardError.write(Data(("gatewarden: map \(name) keeps \(pinned.info.maxEntries) entries "
+                        + "until `gatewarden unload` (its state is kept across loads)\n").utf8))
+                }
+            } else {
+                try object.setMaxEntries(UInt32(wanted), ofMap: name)
+            }
         }
     }
 

@@ -1,0 +1,312 @@
+import GatewardenKernel
+import Yams
+
+/// Reads a policy from YAML, checking every key. Unknown keys, wrong types and impossible values
+/// are all problems; the parser reports every one it finds, with its line, column and key.
+///
+///     do {
+///         let policy = try PolicyParser.parse(yaml: text, file: "policy.yaml")
+///     } catch let problems as PolicyProblems {
+///         print(problems)   // policy.yaml:7:12: limits.per_source.burst: ...
+///     }
+///
+/// Keys left out keep the built-in default's values; `docs/policy.md` documents every key.
+public struct PolicyParser {
+    private let file: String
+    private var problems: [PolicyProblem] = []
+
+    private init(file: String) {
+        self.file = file
+    }
+
+    public static func parse(yaml text: String, file: String) throws -> Policy {
+        var parser = PolicyParser(file: file)
+        let policy = parser.read(text)
+        guard parser.problems.isEmpty else { throw PolicyProblems(problems: parser.problems) }
+        return policy
+    }
+
+    public static func parse(file path: String) throws -> Policy {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw PolicyProblems(problems: [PolicyProblem(file: path, line: 0, column: 0, key: "--policy",
+                                                          message: "cannot read the file")])
+        }
+        return try parse(yaml: text, file: path)
+    }
+
+    // MARK: Problems
+
+    private mutating func problem(_ node: Node?, _ key: String, _ message: String) {
+        problems.append(PolicyProblem(file: file, line: node?.mark?.line ?? 1, column: node?.mark?.column ?? 1,
+                                      key: key, message: message))
+    }
+
+    // MARK: The document
+
+    private mutating func read(_ text: String) -> Policy {
+        var policy = Policy.builtInDefault
+        let root: Node
+        do {
+            guard let composed = try Yams.compose(yaml: text) else { return policy }
+            root = composed
+        } catch let error as YamlError {
+            problems.append(Self.yamlProblem(error, file: file))
+            return policy
+        } catch {
+            problems.append(PolicyProblem(file: file, line: 1, column: 1, key: "(yaml)", message: "\(error)"))
+            return policy
+        }
+        guard let mapping = root.mapping else {
+            problem(root, "(root)", "expected a mapping of policy keys")
+            return policy
+        }
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? "?"
+            switch key {
+            case "protected_ports": policy.protectedPorts = ports(value, key, allowEmpty: false) ?? policy.protectedPorts
+            case "auth_ports": policy.authPorts = ports(value, key, allowEmpty: true) ?? policy.authPorts
+            case "subnets": readSubnets(value, into: &policy)
+            case "limits": readLimits(value, into: &policy)
+            case "escalation": readEscalation(value, into: &policy)
+            case "blocklist": readBlocklist(value, into: &policy)
+            case "allowlist": policy.allowlist = prefixes(value, key) ?? policy.allowlist
+            case "log_prefix": policy.logPrefix = logPrefix(value, key)
+            case "ct_mark_drop": policy.ctMarkDrop = integer(value, key, in: 1...Int(UInt32.max)).map(UInt32.init)
+            case "xdp": readXDP(value, into: &policy)
+            default: problem(keyNode, key, "unknown key")
+            }
+        }
+        checkOverlaps(policy, root: mapping)
+        return policy
+    }
+
+    private mutating func readSubnets(_ node: Node, into policy: inout Policy) {
+        forEachKey(node, "subnets") { parser, key, value, path in
+            switch key {
+            case "ipv4_prefix": policy.ipv4SubnetPrefix = parser.integer(value, path, in: 8...32) ?? policy.ipv4SubnetPrefix
+            case "ipv6_prefix": policy.ipv6SubnetPrefix = parser.integer(value, path, in: 48...64) ?? policy.ipv6SubnetPrefix
+            default: return false
+            }
+            return true
+        }
+    }
+
+    private mutating func readLimits(_ node: Node, into policy: inout Policy) {
+        forEachKey(node, "limits") { parser, key, value, path in
+            switch key {
+            case "per_source": policy.perSource = parser.rate(value, path, current: policy.perSource)
+            case "per_subnet": policy.perSubnet = parser.rate(value, path, current: policy.perSubnet)
+            case "new_connections_per_source":
+                policy.newConnectionsPerSource = parser.rate(value, path, current: policy.newConnectionsPerSource)
+            case "auth_per_subnet": policy.authPerSubnet = parser.rate(value, path, current: policy.authPerSubnet)
+            case "concurrent_connections_per_source":
+                policy.concurrentConnectionsPerSource = parser.isOff(value)
+                    ? nil : parser.integer(value, path, in: 1...65535) ?? policy.concurrentConnectionsPerSource
+            case "conntrack_cap": policy.conntrackCapPercent = parser.percent(value, path, current: policy.conntrackCapPercent)
+            default: return false
+            }
+            return true
+        }
+    }
+
+    private mutating func readEscalation(_ node: Node, into policy: inout Policy) {
+        if isOff(node) {
+            policy.escalationPerSubnet = nil
+            return
+        }
+        forEachKey(node, "escalation") { parser, key, value, path in
+            switch key {
+            case "per_subnet": policy.escalationPerSubnet = parser.rate(value, path, current: policy.escalationPerSubnet)
+            case "block_for": policy.escalationBlockFor = parser.duration(value, path) ?? policy.escalationBlockFor
+            default: return false
+            }
+            return true
+        }
+    }
+
+    private mutating func readBlocklist(_ node: Node, into policy: inout Policy) {
+        forEachKey(node, "blocklist") { parser, key, value, path in
+            switch key {
+            case "timeout": policy.blocklistTimeout = parser.duration(value, path) ?? policy.blocklistTimeout
+            case "size": policy.blocklistSize = parser.integer(value, path, in: 16...(1 << 24)) ?? policy.blocklistSize
+            case "entries": policy.blocklist = parser.prefixes(value, path) ?? policy.blocklist
+            default: return false
+            }
+            return true
+        }
+    }
+
+    private mutating func readXDP(_ node: Node, into policy: inout Policy) {
+        forEachKey(node, "xdp") { parser, key, value, path in
+            switch key {
+            case "enabled":
+                if let flag = value.bool { policy.xdpEnabled = flag } else { parser.problem(value, path, "expected true or false") }
+            case "sources_map_size": policy.xdpSourcesMapSize = parser.integer(value, path, in: 1024...(1 << 26)) ?? policy.xdpSourcesMapSize
+            case "subnets_map_size": policy.xdpSubnetsMapSize = parser.integer(value, path, in: 1024...(1 << 24)) ?? policy.xdpSubnetsMapSize
+            default: return false
+            }
+            return true
+        }
+    }
+
+    /// An allowed source must not also be banned: which layer wins would depend on rule order.
+    private mutating func checkOverlaps(_ policy: Policy, root: Node.Mapping) {
+        guard let entries = root["blocklist"]?.mapping?["entries"]?.sequence else { return }
+        for (index, node) in entries.enumerated() {
+            guard let text = node.string, let banned = try? AddressPrefix(text) else { continue }
+            if let allowed = policy.allowlist.first(where: { $0.overlaps(banned) }) {
+                problem(node, "blocklist.entries[\(index)]", "\(banned) overlaps allowlist entry \(allowed)")
+            }
+        }
+    }
+
+    // MARK: Values
+
+    /// Visits a mapping's keys; `body` returns false for a key it does not know.
+    private mutating func forEachKey(_ node: Node, _ path: String,
+                                     _ body: (inout PolicyParser, String, Node, String) -> Bool) {
+        guard let mapping = node.mapping else {
+            problem(node, path, "expected a mapping")
+            return
+        }
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? "?"
+            if !body(&self, key, value, "\(path).\(key)") { problem(keyNode, "\(path).\(key)", "unknown key") }
+        }
+    }
+
+    private func isOff(_ node: Node) -> Bool {
+        node.scalar?.string == "off" || node.bool == false
+    }
+
+    private mutating func integer(_ node: Node, _ key: String, in range: ClosedRange<Int>) -> Int? {
+        guard node.scalar != nil, let value = node.int else {
+            problem(node, key, "expected a whole number from \(range.lowerBound) to \(range.upperBound)")
+            return nil
+        }
+        guard range.contains(value) else {
+            problem(node, key, "\(value) is out of range \(range.lowerBound)...\(range.upperBound)")
+            return nil
+        }
+        return value
+    }
+
+    private mutating func ports(_ node: Node, _ key: String, allowEmpty: Bool) -> [UInt16]? {
+        guard let sequence = node.sequence else {
+            problem(node, key, "expected a list of ports")
+            return nil
+        }
+        var ports: [UInt16] = []
+        for (index, item) in sequence.enumerated() {
+            guard let port = integer(item, "\(key)[\(index)]", in: 1...65535) else { continue }
+            if ports.contains(UInt16(port)) { problem(item, "\(key)[\(index)]", "port \(port) is listed twice") }
+            ports.append(UInt16(port))
+        }
+        if ports.isEmpty && !allowEmpty && sequence.isEmpty { problem(node, key, "at least one port is needed") }
+        return ports
+    }
+
+    private mutating func prefixes(_ node: Node, _ key: String) -> [AddressPrefix]? {
+        guard let sequence = node.sequence else {
+            problem(node, key, "expected a list of CIDRs")
+            return nil
+        }
+        var prefixes: [AddressPrefix] = []
+        for (index, item) in sequence.enumerated() {
+            guard let text = item.string, item.scalar != nil else {
+                problem(item, "\(key)[\(index)]", "expected a CIDR such as 192.0.2.0/24")
+                continue
+            }
+            do {
+                prefixes.append(try AddressPrefix(text))
+            } catch let error as AddressPrefix.ParseError {
+                problem(item, "\(key)[\(index)]", error.reason)
+            } catch {
+                problem(item, "\(key)[\(index)]", "\(error)")
+            }
+        }
+        return prefixes
+    }
+
+    /// A rate: `off`, or a mapping `{rate: N/unit, burst: N}` (the burst may be left out to keep the default).
+    private mutating func rate(_ node: Node, _ key: String, current: Rate?) -> Rate? {
+        if isOff(node) { return nil }
+        guard let mapping = node.mapping else {
+            problem(node, key, "expected {rate: N/second|minute|hour, burst: N} or off")
+            return current
+        }
+        var parsed = current ?? Rate(1, per: .second, burst: 1)
+        var sawRate = current != nil
+        for (keyNode, value) in mapping {
+            switch keyNode.string {
+            case "rate":
+                guard let text = value.string, let (count, unit) = Rate.parse(text) else {
+                    problem(value, "\(key).rate", "expected N/second, N/minute or N/hour")
+                    return current
+                }
+                guard count > 0 else {
+                    problem(value, "\(key).rate", "a rate of 0 refuses everything; write `off` to disable the limit")
+                    return current
+                }
+                parsed.count = count
+                parsed.unit = unit
+                sawRate = true
+            case "burst":
+                guard let burst = integer(value, "\(key).burst", in: 1...Int(Int32.max)) else { return current }
+                parsed.burst = UInt64(burst)
+            default:
+                problem(keyNode, "\(key).\(keyNode.string ?? "?")", "unknown key")
+            }
+        }
+        guard sawRate else {
+            problem(node, "\(key).rate", "missing")
+            return current
+        }
+        if parsed.burst < parsed.packetsPerSecondCeiling {
+            let node = mapping["burst"] ?? node
+            problem(node, "\(key).burst", "burst \(parsed.burst) is below the rate (\(parsed.packetsPerSecondCeiling) per second): "
+                + "the limit would refuse its own rate")
+            return current
+        }
+        return parsed
+    }
+
+    private mutating func percent(_ node: Node, _ key: String, current: Int?) -> Int? {
+        if isOff(node) { return nil }
+        let text = node.string ?? ""
+        guard node.scalar != nil, let value = Int(text.hasSuffix("%") ? String(text.dropLast()) : text), (1...100).contains(value) else {
+            problem(node, key, "expected a percentage from 1% to 100%, or off")
+            return current
+        }
+        return value
+    }
+
+    private mutating func duration(_ node: Node, _ key: String) -> PolicyDuration? {
+        guard let text = node.string, node.scalar != nil, let duration = PolicyDuration.parse(text) else {
+            problem(node, key, "expected a duration such as 90s, 30m, 1h or 7d")
+            return nil
+        }
+        return duration
+    }
+
+    private mutating func logPrefix(_ node: Node, _ key: String) -> String? {
+        guard let text = node.string, node.scalar != nil else {
+            problem(node, key, "expected a string")
+            return nil
+        }
+        guard text.count <= 127, !text.contains("\""), !text.contains("\n"), text.allSatisfy({ $0.isASCII && !$0.isNewline }) else {
+            problem(node, key, "expected at most 127 printable ASCII characters without quotes")
+            return nil
+        }
+        return text
+    }
+
+    private static func yamlProblem(_ error: YamlError, file: String) -> PolicyProblem {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+            return PolicyProblem(file: file, line: mark.line, column: mark.column, key: "(yaml)", message: problem)
+        default:
+            return PolicyProblem(file: file, line: 1, column: 1, key: "(yaml)", message: "\(error)")
+        }
+    }
+}

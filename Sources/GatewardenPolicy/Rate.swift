@@ -1,0 +1,79 @@
+/// A token-bucket limit as nftables and the XDP program both take it: `count` packets per
+/// `unit`, with a `burst`.
+///
+///     let rate = try Rate.parse("20/minute")     // 20 per 60 s
+///     rate.nftables                              // "20/minute"
+public struct Rate: Sendable, Equatable, CustomStringConvertible {
+    public enum Unit: String, Sendable, CaseIterable {
+        case second, minute, hour
+
+        public var seconds: UInt64 {
+            switch self {
+            case .second: return 1
+            case .minute: return 60
+            case .hour: return 3600
+            }
+        }
+    }
+
+    public var count: UInt64
+    public var unit: Unit
+    public var burst: UInt64
+
+    public init(_ count: UInt64, per unit: Unit, burst: UInt64) {
+        self.count = count
+        self.unit = unit
+        self.burst = burst
+    }
+
+    /// `N/second`, `N/minute` or `N/hour` (also `N/s`, `N/m`, `N/h`); the burst is set apart.
+    public static func parse(_ text: String) -> (count: UInt64, unit: Unit)? {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let count = UInt64(parts[0].trimmingCharacters(in: " ")) else { return nil }
+        switch parts[1].trimmingCharacters(in: " ") {
+        case "second", "s", "sec": return (count, .second)
+        case "minute", "m", "min": return (count, .minute)
+        case "hour", "h": return (count, .hour)
+        default: return nil
+        }
+    }
+
+    /// The rate in nft syntax, without the burst.
+    public var nftables: String { "\(count)/\(unit.rawValue)" }
+
+    public var description: String { "\(count)/\(unit.rawValue) burst \(burst)" }
+
+    /// Packets one second of this rate admits, rounded up; a burst below it would refuse the rate itself.
+    var packetsPerSecondCeiling: UInt64 { (count + unit.seconds - 1) / unit.seconds }
+}
+
+/// A length of time written like `90s`, `30m`, `1h` or `7d`.
+public struct PolicyDuration: Sendable, Equatable, CustomStringConvertible {
+    public var seconds: UInt64
+
+    public init(seconds: UInt64) {
+        self.seconds = seconds
+    }
+
+    public static func parse(_ text: String) -> PolicyDuration? {
+        let units: [Character: UInt64] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        guard let unit = text.last, let multiplier = units[unit], let amount = UInt64(text.dropLast()), amount > 0 else {
+            return nil
+        }
+        return PolicyDuration(seconds: amount * multiplier)
+    }
+
+    /// The largest exact unit, as nft writes timeouts.
+    public var description: String {
+        for (suffix, size) in [("d", UInt64(86400)), ("h", 3600), ("m", 60)] where seconds % size == 0 {
+            return "\(seconds / size)\(suffix)"
+        }
+        return "\(seconds)s"
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> String {
+        String(drop(while: { set.contains($0) }).reversed().drop(while: { set.contains($0) }).reversed())
+    }
+}

@@ -55,9 +55,10 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "GatewardenExporterTests", dependencies: ["GatewardenExporter"]),
-        .testTarget(name: "GatewardenPolicyTests", dependencies: ["GatewardenPolicy"]),
+        .target(name: "GatewardenTestSupport", path: "Tests/GatewardenTestSupport"),
+        .testTarget(name: "GatewardenPolicyTests", dependencies: ["GatewardenPolicy", "GatewardenTestSupport"]),
         .testTarget(name: "GatewardenKernelTests",
-                    dependencies: ["GatewardenKernel", "GatewardenBPF", "CLinux", "gatewarden"]),
+                    dependencies: ["GatewardenKernel", "GatewardenBPF", "CLinux", "GatewardenTestSupport", "gatewarden"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,50 +1,11 @@
 import GatewardenKernel
+import GatewardenTestSupport
 import Testing
 @testable import GatewardenPolicy
 
-/// A malformed policy and the problem it must produce: line, column and key.
-struct MalformedPolicy: CustomTestStringConvertible, Sendable {
-    let name: String
-    let yaml: String
-    let line: Int
-    let column: Int
-    let key: String
-    let message: String
-
-    var testDescription: String { name }
-}
-
-/// The corpus `gatewarden check` is held to; `PolicyRejectionTests` loads each against a real table too.
-let malformedPolicies: [MalformedPolicy] = [
-    .init(name: "unknown top-level key", yaml: "protected_port: [443]\n", line: 1, column: 1, key: "protected_port", message: "unknown key"),
-    .init(name: "unknown nested key", yaml: "limits:\n  per_sauce: {rate: 1/second, burst: 1}\n", line: 2, column: 3, key: "limits.per_sauce", message: "unknown key"),
-    .init(name: "port out of range", yaml: "protected_ports: [443, 70000]\n", line: 1, column: 24, key: "protected_ports[1]", message: "out of range"),
-    .init(name: "port zero", yaml: "protected_ports: [0]\n", line: 1, column: 19, key: "protected_ports[0]", message: "out of range"),
-    .init(name: "port not a number", yaml: "protected_ports: [https]\n", line: 1, column: 19, key: "protected_ports[0]", message: "whole number"),
-    .init(name: "duplicate port", yaml: "protected_ports: [443, 443]\n", line: 1, column: 24, key: "protected_ports[1]", message: "listed twice"),
-    .init(name: "ports not a list", yaml: "protected_ports: 443\n", line: 1, column: 18, key: "protected_ports", message: "list of ports"),
-    .init(name: "no protected port", yaml: "protected_ports: []\n", line: 1, column: 18, key: "protected_ports", message: "at least one"),
-    .init(name: "rate zero", yaml: "limits:\n  per_source: {rate: 0/second, burst: 10}\n", line: 2, column: 22, key: "limits.per_source.rate", message: "refuses everything"),
-    .init(name: "rate without unit", yaml: "limits:\n  per_source: {rate: 100, burst: 200}\n", line: 2, column: 22, key: "limits.per_source.rate", message: "N/second"),
-    .init(name: "burst below rate", yaml: "limits:\n  per_subnet:\n    rate: 500/second\n    burst: 100\n", line: 4, column: 12, key: "limits.per_subnet.burst", message: "below the rate"),
-    .init(name: "burst zero", yaml: "limits:\n  new_connections_per_source: {rate: 1/second, burst: 0}\n", line: 2, column: 55, key: "limits.new_connections_per_source.burst", message: "out of range"),
-    .init(name: "rate as a bare string", yaml: "limits:\n  per_source: 100/second\n", line: 2, column: 15, key: "limits.per_source", message: "expected {rate"),
-    .init(name: "IPv6 prefix /7", yaml: "subnets:\n  ipv6_prefix: 7\n", line: 2, column: 16, key: "subnets.ipv6_prefix", message: "out of range 48...64"),
-    .init(name: "IPv4 prefix /33", yaml: "subnets:\n  ipv4_prefix: 33\n", line: 2, column: 16, key: "subnets.ipv4_prefix", message: "out of range"),
-    .init(name: "CIDR with host bits", yaml: "allowlist:\n  - 192.0.2.1/24\n", line: 2, column: 5, key: "allowlist[0]", message: "host bits"),
-    .init(name: "not an address", yaml: "allowlist: [example.com]\n", line: 1, column: 13, key: "allowlist[0]", message: "neither an IPv4 nor an IPv6"),
-    .init(name: "prefix length too long", yaml: "blocklist:\n  entries: [2001:db8::/129]\n", line: 2, column: 13, key: "blocklist.entries[0]", message: "0 to 128"),
-    .init(name: "allow and block overlap", yaml: "allowlist: [198.51.100.0/24]\nblocklist:\n  entries: [198.51.100.128/25]\n", line: 3, column: 13, key: "blocklist.entries[0]", message: "overlaps allowlist entry 198.51.100.0/24"),
-    .init(name: "conntrack cap over 100%", yaml: "limits:\n  conntrack_cap: 120%\n", line: 2, column: 18, key: "limits.conntrack_cap", message: "1% to 100%"),
-    .init(name: "concurrent connections zero", yaml: "limits:\n  concurrent_connections_per_source: 0\n", line: 2, column: 38, key: "limits.concurrent_connections_per_source", message: "out of range"),
-    .init(name: "bad duration", yaml: "escalation:\n  block_for: forever\n", line: 2, column: 14, key: "escalation.block_for", message: "duration"),
-    .init(name: "blocklist size too small", yaml: "blocklist:\n  size: 2\n", line: 2, column: 9, key: "blocklist.size", message: "out of range"),
-    .init(name: "log prefix with a quote", yaml: "log_prefix: 'gw\"drop'\n", line: 1, column: 13, key: "log_prefix", message: "without quotes"),
-    .init(name: "ct mark zero", yaml: "ct_mark_drop: 0\n", line: 1, column: 15, key: "ct_mark_drop", message: "out of range"),
-    .init(name: "xdp enabled not a boolean", yaml: "xdp:\n  enabled: maybe\n", line: 2, column: 12, key: "xdp.enabled", message: "true or false"),
-    .init(name: "not a mapping", yaml: "- protected_ports\n", line: 1, column: 1, key: "(root)", message: "mapping"),
-    .init(name: "broken YAML", yaml: "limits: {per_source: [\n", line: 2, column: 1, key: "(yaml)", message: ""),
-]
+/// The corpus lives in Tests/Fixtures/policies/malformed; `PolicyRejectionTests` loads each one
+/// against a real table too.
+let malformedPolicies = MalformedPolicy.corpus()
 
 @Suite("Policy parsing and validation")
 struct PolicyParserTests {
@@ -98,7 +59,7 @@ struct PolicyParserTests {
         #expect(try PolicyParser.parse(yaml: "escalation: off\n", file: "p.yaml").escalationPerSubnet == nil)
     }
 
-    @Test("at least 20 malformed policies", .tags())
+    @Test("at least 20 malformed policies")
     func corpusSize() {
         #expect(malformedPolicies.count >= 20)
     }
@@ -106,7 +67,7 @@ struct PolicyParserTests {
     @Test("each malformed policy is rejected with its line, column and key", arguments: malformedPolicies)
     func rejects(_ bad: MalformedPolicy) throws {
         do {
-            _ = try PolicyParser.parse(yaml: bad.yaml, file: "/etc/gatewarden/policy.yaml")
+            _ = try PolicyParser.parse(yaml: bad.yaml, file: bad.file)
             Issue.record("accepted")
         } catch let problems as PolicyProblems {
             let problem = try #require(problems.problems.first)
@@ -114,7 +75,7 @@ struct PolicyParserTests {
             #expect(problem.line == bad.line)
             #expect(problem.column == bad.column)
             #expect(bad.message.isEmpty || problem.message.contains(bad.message), "message: \(problem.message)")
-            #expect(problem.description.hasPrefix("/etc/gatewarden/policy.yaml:\(bad.line):\(bad.column): \(bad.key): "))
+            #expect(problem.description.hasPrefix("\(bad.file):\(bad.line):\(bad.column): \(bad.key): "))
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import GatewardenKernel
 import GatewardenTestSupport
 import Testing
@@ -52,6 +53,15 @@ struct PolicyParserTests {
         #expect(policy.logPrefix == "gatewarden drop: ")
         #expect(policy.ctMarkDrop == 42)
         #expect(!policy.xdpEnabled && policy.xdpSourcesMapSize == 65536 && policy.xdpSubnetsMapSize == 16384)
+    }
+
+    @Test("the shipped example policy is valid")
+    func example() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/policy.yaml").path
+        let policy = try PolicyParser.parse(file: path)
+        #expect(policy.ipv6SubnetPrefix == 56)
+        #expect(policy.allowlist.count == 2)
     }
 
     @Test("escalation: off")

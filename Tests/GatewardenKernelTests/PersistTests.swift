@@ -1,0 +1,43 @@
+import Foundation
+import Testing
+
+@Suite("persist")
+struct PersistTests {
+    @Test("--dry-run prints, and a real run writes, the policy, the rendered ruleset and a boot unit that loads it")
+    func persist() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gwt-persist-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let policy = "allowlist: [203.0.113.0/24]\n"
+        let policyFile = directory.appendingPathComponent("in.yaml")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try policy.write(to: policyFile, atomically: true, encoding: .utf8)
+        let arguments = ["persist", "--policy", policyFile.path, "--directory", directory.appendingPathComponent("etc").path,
+                         "--unit-directory", directory.appendingPathComponent("units").path]
+
+        let dry = try GatewardenBinary.run(arguments + ["--dry-run"])
+        #expect(dry.stdout.contains("set allow_v4 { type ipv4_addr; flags interval; elements = { 203.0.113.0/24 }; }"))
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("etc").path), "dry run writes nothing")
+
+        try GatewardenBinary.run(arguments)
+        #expect(try String(contentsOf: directory.appendingPathComponent("etc/policy.yaml"), encoding: .utf8) == policy)
+        let ruleset = try String(contentsOf: directory.appendingPathComponent("etc/gatewarden.nft"), encoding: .utf8)
+        #expect(ruleset.contains("comment \"rate-source-v4\""))
+        let unit = try String(contentsOf: directory.appendingPathComponent("units/gatewarden@.service"), encoding: .utf8)
+        #expect(unit.contains("ExecStart=\(GatewardenBinary.path) load --interface %i --xdp-mode native --policy \(directory.path)/etc/policy.yaml"))
+        #expect(unit.contains("[Install]\nWantedBy=multi-user.target"))
+    }
+
+    @Test("a bad policy persists nothing")
+    func badPolicy() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gwt-persist-bad-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let policyFile = directory.appendingPathComponent("bad.yaml")
+        try "protected_ports: [0]\n".write(to: policyFile, atomically: true, encoding: .utf8)
+        let result = try GatewardenBinary.run(["persist", "--policy", policyFile.path, "--directory", directory.appendingPathComponent("etc").path,
+                                               "--unit-directory", directory.appendingPathComponent("units").path], check: false)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("\(policyFile.path):1:19: protected_ports[0]"))
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("etc").path))
+    }
+}

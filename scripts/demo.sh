@@ -46,7 +46,7 @@ done
 
 "$bin" load --interface "$gateway_if" --netns "$gateway_ns"
 
-# Traffic source: 20 new connections per second to 443, for at most an hour.
+# Traffic source: 5 new connections per second to 443 (under every default limit), for at most an hour.
 ip netns exec "$client_ns" python3 - <<'PY' &
 import socket, time
 deadline = time.monotonic() + 3600
@@ -58,7 +58,7 @@ while time.monotonic() < deadline:
     except OSError:
         pass
     s.close()
-    time.sleep(0.05)
+    time.sleep(0.2)
 PY
 pids+=($!)
 

@@ -24,15 +24,7 @@ public enum OpenMetricsFormat {
             }
             out += "# TYPE \(familyName) \(family.type.rawValue)\n"
             out += "# HELP \(familyName) \(escapeHelp(family.help))\n"
-            for sample in family.samples {
-                out += family.name
-                if !sample.labels.isEmpty {
-                    out += "{"
-                    out += sample.labels.map { "\($0.name)=\"\(TextFormat.escapeLabelValue($0.value))\"" }.joined(separator: ",")
-                    out += "}"
-                }
-                out += " " + TextFormat.formatValue(sample.value) + "\n"
-            }
+            TextFormat.writeSamples(of: family, to: &out)
         }
         out += "# EOF\n"
         return out

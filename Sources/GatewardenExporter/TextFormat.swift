@@ -15,17 +15,22 @@ public enum TextFormat {
             // 0.0.4 has no info type: an info metric is a gauge of 1 with labels.
             let type = family.type == .info ? "gauge" : family.type.rawValue
             out += "# TYPE \(family.name) \(type)\n"
-            for sample in family.samples {
-                out += family.name
-                if !sample.labels.isEmpty {
-                    out += "{"
-                    out += sample.labels.map { "\($0.name)=\"\(escapeLabelValue($0.value))\"" }.joined(separator: ",")
-                    out += "}"
-                }
-                out += " " + formatValue(sample.value) + "\n"
-            }
+            writeSamples(of: family, to: &out)
         }
         return out
+    }
+
+    /// `name{label="value",...} value` lines, the same in both formats.
+    static func writeSamples(of family: MetricFamily, to out: inout String) {
+        for sample in family.samples {
+            out += family.name
+            if !sample.labels.isEmpty {
+                out += "{"
+                out += sample.labels.map { "\($0.name)=\"\(escapeLabelValue($0.value))\"" }.joined(separator: ",")
+                out += "}"
+            }
+            out += " " + formatValue(sample.value) + "\n"
+        }
     }
 
     /// Label values escape backslash, double quote and line feed.

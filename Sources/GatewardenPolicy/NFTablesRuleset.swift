@@ -107,32 +107,24 @@ public struct NFTablesRuleset: Sendable, Equatable {
                     + "timeout \(policy.escalationBlockFor) } counter \(drop) comment \"escalate-subnet-\(family.suffix)\"")
             }
         }
+        /// A meter rule per family: `match`, then `rate` keyed by source (`bySubnet` false) or subnet.
+        func meter(_ rate: Rate?, match: String, set: String, bySubnet: Bool, id: String) {
+            guard let rate else { return }
+            for family in families {
+                let key = bySubnet ? family.subnet : "\(family.ip) saddr"
+                rules.append("\(match) update @\(set)_\(family.suffix) { \(key) \(Self.limit(rate)) } "
+                    + "counter \(drop) comment \"\(id)-\(family.suffix)\"")
+            }
+        }
         let protected = "meta l4proto { tcp, udp } th dport \(ports)"
-        if let rate = policy.perSource {
-            for family in families {
-                rules.append("\(protected) update @rate_source_\(family.suffix) { \(family.ip) saddr \(Self.limit(rate)) } "
-                    + "counter \(drop) comment \"rate-source-\(family.suffix)\"")
-            }
-        }
-        if let rate = policy.perSubnet {
-            for family in families {
-                rules.append("\(protected) update @rate_subnet_\(family.suffix) { \(family.subnet) \(Self.limit(rate)) } "
-                    + "counter \(drop) comment \"rate-subnet-\(family.suffix)\"")
-            }
-        }
-        if let rate = policy.authPerSubnet, !policy.authPorts.isEmpty {
+        meter(policy.perSource, match: protected, set: "rate_source", bySubnet: false, id: "rate-source")
+        meter(policy.perSubnet, match: protected, set: "rate_subnet", bySubnet: true, id: "rate-subnet")
+        if !policy.authPorts.isEmpty {
             let authPorts = "{ " + policy.authPorts.map(String.init).joined(separator: ", ") + " }"
-            for family in families {
-                rules.append("tcp dport \(authPorts) ct state new update @auth_subnet_\(family.suffix) { \(family.subnet) "
-                    + "\(Self.limit(rate)) } counter \(drop) comment \"auth-subnet-\(family.suffix)\"")
-            }
+            meter(policy.authPerSubnet, match: "tcp dport \(authPorts) ct state new", set: "auth_subnet", bySubnet: true, id: "auth-subnet")
         }
-        if let rate = policy.newConnectionsPerSource {
-            for family in families {
-                rules.append("tcp dport \(ports) ct state new update @new_connections_\(family.suffix) { \(family.ip) saddr "
-                    + "\(Self.limit(rate)) } counter \(drop) comment \"new-connections-\(family.suffix)\"")
-            }
-        }
+        meter(policy.newConnectionsPerSource, match: "tcp dport \(ports) ct state new", set: "new_connections",
+              bySubnet: false, id: "new-connections")
         if let limit = policy.concurrentConnectionsPerSource {
             for family in families {
                 rules.append("tcp dport \(ports) ct state new add @connections_\(family.suffix) { \(family.ip) saddr "

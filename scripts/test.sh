@@ -9,3 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/check-monitoring.sh
 swift build --build-tests
 swift test --skip-build "$@"
+# End to end against a real Prometheus and Alertmanager: alerts fire and resolve, every panel has data.
+if [ "$(id -u)" -eq 0 ] && [ $# -eq 0 ]; then
+  bash scripts/e2e-monitoring.sh
+fi

@@ -1,4 +1,5 @@
 import CGatewardenABI
+import Foundation
 import GatewardenKernel
 
 /// Reads every Gatewarden XDP instance pinned for the served namespace: attachment and mode,
@@ -43,8 +44,12 @@ public struct XDPCollector: Collector {
     public func collect() throws -> [MetricFamily] {
         var families = Families()
         for interface in PinLayout.interfaces(root: pinRoot, namespace: namespace) {
-            let instance = XDPInstance(layout: PinLayout(root: pinRoot, namespace: namespace, interface: interface))
-            try collect(instance, interface: interface, into: &families)
+            let layout = PinLayout(root: pinRoot, namespace: namespace, interface: interface)
+            do {
+                try collect(XDPInstance(layout: layout), interface: interface, into: &families)
+            } catch let error as KernelError where error.errno == ENOENT && !FileManager.default.fileExists(atPath: layout.directory) {
+                continue // unloaded while this scrape ran: the instance is gone, nothing failed
+            }
         }
         return families.all
     }

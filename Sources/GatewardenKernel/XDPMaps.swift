@@ -79,11 +79,15 @@ public struct XDPMaps: Sendable {
         public var bytes: UInt64
     }
 
-    /// Every (action, reason) counter, summed over CPUs.
+    /// The action each reason comes with (see `enum gw_reason`): the other pairings never happen,
+    /// so they are neither read nor exported.
+    public static let dropReasons: Set<String> = ["blocklist", "rate_ip", "rate_subnet"]
+
+    /// Every possible (action, reason) counter, summed over CPUs.
     public func readStatistics() throws -> [Statistic] {
         var result: [Statistic] = []
         for action in Self.actionNames.indices {
-            for reason in Self.reasonNames.indices {
+            for reason in Self.reasonNames.indices where (Self.actionNames[action] == "drop") == Self.dropReasons.contains(Self.reasonNames[reason]) {
                 let index = UInt32(action * Self.reasonNames.count + reason)
                 let perCPU = try statistics.perCPUValues(at: index, as: gw_counter.self) ?? []
                 result.append(Statistic(

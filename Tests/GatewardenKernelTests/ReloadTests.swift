@@ -59,6 +59,28 @@ struct ReloadTests {
         #expect(try witnessPackets(lab) > 0)
     }
 
+    @Test("load after the interface was re-created replaces the severed link and keeps bans and counters")
+    func recreatedInterface() throws {
+        let lab = try LabNetwork()
+        defer { lab.remove() }
+        let arguments = ["--interface", lab.gatewayInterface, "--netns", lab.gateway]
+        defer { _ = try? GatewardenBinary.run(["unload"] + arguments, check: false) }
+        try GatewardenBinary.run(["load"] + arguments)
+        try GatewardenBinary.run(["block", "\(lab.clientAddress)/32"] + arguments)
+        _ = try lab.startUDPFlood(port: 443, seconds: 1, maximumPackets: 100).finish()
+        let instance = XDPInstance(layout: PinLayout(namespace: try NetworkNamespace(named: lab.gateway), interface: lab.gatewayInterface))
+        let droppedBefore = try instance.maps().packets(action: "drop", reason: "blocklist")
+        #expect(droppedBefore > 0)
+
+        try lab.recreateLink()
+        #expect(try instance.link.info().interfaceIndex == 0, "the old attachment went with the interface")
+        let reload = try GatewardenBinary.run(["load"] + arguments)
+        #expect(reload.stderr.contains("was severed"))
+        #expect(try instance.link.info().interfaceIndex != 0)
+        _ = try lab.startUDPFlood(port: 443, seconds: 1, maximumPackets: 100).finish()
+        #expect(try instance.maps().packets(action: "drop", reason: "blocklist") > droppedBefore, "the ban and its counter carried over")
+    }
+
     @Test("status reports the program, mode, limits and bans")
     func status() throws {
         let lab = try LabNetwork()

@@ -50,6 +50,7 @@ struct Deployment {
         warnAboutBanSetChanges(policy: policy)
 
         let link = XDPLink(pinPath: layout.link)
+        try dropSeveredLink(link, interfaceIndex: interfaceIndex)
         let replacing = link.exists
         let currentMode = replacing ? try XDPInstance(layout: layout).mode() : nil
         if let currentMode, let fixed = requested.fixedMode, currentMode != fixed {
@@ -95,6 +96,18 @@ struct Deployment {
             }
             throw error
         }
+    }
+
+    /// A link whose interface was deleted (or deleted and recreated) is severed for good: it can no
+    /// longer be updated. Its pin goes; the maps stay, so bans and counters carry over to the new
+    /// attachment.
+    private func dropSeveredLink(_ link: XDPLink, interfaceIndex: UInt32) throws {
+        guard link.exists else { return }
+        let attachedTo = (try? link.info())?.interfaceIndex ?? 0
+        guard attachedTo != interfaceIndex else { return }
+        guard unlink(link.pinPath) == 0 else { throw KernelError.fromErrno("remove the severed link pin \(link.pinPath)") }
+        FileHandle.standardError.write(Data(("gatewarden: the XDP link pinned for '\(interface)' was severed (the interface "
+            + "was deleted); attaching anew, keeping the maps\n").utf8))
     }
 
     /// The ruleset for `policy`, checked by the kernel (a dry run) before anything changes.

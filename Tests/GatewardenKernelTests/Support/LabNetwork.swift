@@ -39,6 +39,18 @@ final class LabNetwork {
         }
     }
 
+    /// Deletes the veth pair and makes it again, as a driver reload or a re-created bond would.
+    func recreateLink() throws {
+        try Command.run(["ip", "-n", gateway, "link", "del", gatewayInterface])
+        try Command.run(["ip", "link", "add", gatewayInterface, "netns", gateway, "type", "veth",
+                         "peer", "name", clientInterface, "netns", client])
+        try Command.run(["ip", "-n", gateway, "addr", "add", "\(gatewayAddress)/24", "dev", gatewayInterface])
+        try Command.run(["ip", "-n", client, "addr", "add", "\(clientAddress)/24", "dev", clientInterface])
+        for (namespace, interface) in [(gateway, gatewayInterface), (client, clientInterface)] {
+            try Command.run(["ip", "-n", namespace, "link", "set", interface, "up"])
+        }
+    }
+
     /// Deletes both namespaces; safe to call more than once.
     func remove() {
         for namespace in [gateway, client] {

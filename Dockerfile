@@ -13,7 +13,7 @@
 FROM swift:6.1-bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      pkg-config libbpf-dev libnftables-dev libmicrohttpd-dev libelf-dev zlib1g-dev linux-libc-dev \
+      pkg-config libbpf-dev libnftables-dev libmicrohttpd-dev libelf-dev zlib1g-dev libcrypt-dev linux-libc-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Resolve dependencies first so source edits do not refetch them.
@@ -26,7 +26,7 @@ RUN swift build -c release --product gatewarden --static-swift-stdlib \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libbpf1 libnftables1 libmicrohttpd12 libelf1 zlib1g ca-certificates \
+      libbpf1 libnftables1 libmicrohttpd12 libelf1 zlib1g libcrypt1 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/gatewarden /usr/local/bin/gatewarden
 EXPOSE 10099

@@ -1,4 +1,5 @@
 import GatewardenKernel
+import Foundation
 
 /// The nftables ruleset a policy renders to: one table, `inet gatewarden`, so Gatewarden's rules
 /// never mix with the host's own and can be replaced or removed as a whole.
@@ -222,5 +223,3 @@ extension AddressPrefix {
         return groups.joined(separator: ":") + (groups.count < 8 ? "::" : "")
     }
 }
-
-import Foundation

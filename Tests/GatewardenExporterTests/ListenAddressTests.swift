@@ -1,5 +1,8 @@
 import Testing
 @testable import GatewardenExporter
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("--web.listen-address")
 struct ListenAddressTests {
@@ -33,7 +36,3 @@ struct ListenAddressTests {
         #expect(port > 0)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

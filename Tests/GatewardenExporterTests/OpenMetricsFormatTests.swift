@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import GatewardenExporter
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("OpenMetrics 1.0.0 and content negotiation")
 struct OpenMetricsFormatTests {
@@ -97,7 +100,3 @@ struct TopKTests {
         #expect(counter.runs < 8, "runs: \(counter.runs)")
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

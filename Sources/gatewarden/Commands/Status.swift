@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GatewardenKernel
+import CGatewardenABI
 
 /// `gatewarden status`: what runs where, with which limits.
 struct Status: ParsableCommand {
@@ -59,5 +60,3 @@ struct Status: ParsableCommand {
         return lines.joined(separator: "\n")
     }
 }
-
-import CGatewardenABI

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 
 /// Runs a program to completion and captures what it printed.
 struct Command {
@@ -44,5 +45,3 @@ enum Privileges {
     static let isRoot = getuid() == 0
     static let reason: Comment = "needs root: creates network namespaces, loads BPF programs and nftables tables (run as root; CI does)"
 }
-
-import Testing

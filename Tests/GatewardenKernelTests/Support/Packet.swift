@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Builds Ethernet frames for BPF_PROG_TEST_RUN: VLAN tags, IPv4 (options, fragments, any IHL),
 /// IPv6 (extension headers), TCP and UDP. Checksums are left zero: XDP does not verify them.
 ///
@@ -118,7 +122,3 @@ struct Packet {
         ethernet(etherType: 0x0806) + [UInt8](repeating: 0, count: 28)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

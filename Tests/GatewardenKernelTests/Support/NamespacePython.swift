@@ -96,11 +96,13 @@ extension LabNetwork {
     }
 
     /// Starts `count` TCP connections to the gateway's `port` at once (non-blocking: one SYN each),
-    /// then drops them.
-    func burstSYNs(count: Int, port: Int = 443) throws {
-        try Command.run(["ip", "netns", "exec", client, "python3", "-c", """
+    /// then drops them. Returns the seconds from the first SYN to the last.
+    @discardableResult
+    func burstSYNs(count: Int, port: Int = 443) throws -> Double {
+        let result = try Command.run(["ip", "netns", "exec", client, "python3", "-c", """
             import socket, time
             held = []
+            start = time.monotonic()
             for _ in range(\(count)):
                 s = socket.socket()
                 s.setblocking(False)
@@ -109,10 +111,12 @@ extension LabNetwork {
                 except BlockingIOError:
                     pass
                 held.append(s)
+            print(time.monotonic() - start)
             time.sleep(0.3)
             for s in held:
                 s.close()
             """])
+        return Double(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 
     /// Adds addresses to the client's interface (`nodad` for IPv6, so they are usable at once).

@@ -163,8 +163,7 @@ struct ExporterTests {
         let arguments = ["--interface", lab.gatewayInterface, "--netns", lab.gateway]
         defer { teardown(lab, arguments) }
         try GatewardenBinary.run(["load"] + arguments)
-        let maps = try XDPInstance(layout: PinLayout(namespace: try NetworkNamespace(named: lab.gateway),
-                                                     interface: lab.gatewayInterface)).maps()
+        let maps = try lab.gatewayInstance().maps()
         // 100,000 tracked sources in 10.0.0.0/8 with distinct drop counts (source i dropped i packets),
         // registered as offenders the way the program does: with the largest power of two <= the count.
         for i in 1...100_000 {

@@ -29,10 +29,8 @@ struct ReloadTests {
         try GatewardenBinary.run(["load"] + arguments)
         try GatewardenBinary.run(["block", "\(lab.clientAddress)/32", "--for", "1h"] + arguments)
         try addWitness(lab)
-        let maps = try XDPInstance(layout: PinLayout(namespace: try NetworkNamespace(named: lab.gateway),
-                                                     interface: lab.gatewayInterface)).maps()
-        let programBefore = try XDPInstance(layout: PinLayout(namespace: try NetworkNamespace(named: lab.gateway),
-                                                              interface: lab.gatewayInterface)).link.info().programID
+        let maps = try lab.gatewayInstance().maps()
+        let programBefore = try lab.gatewayInstance().link.info().programID
 
         let flood = try lab.startUDPFlood(port: 443, seconds: 3)
         usleep(1_000_000)
@@ -42,8 +40,7 @@ struct ReloadTests {
         let sent = flood.finish()
         let droppedAtEnd = try maps.packets(action: "drop", reason: "blocklist")
 
-        let programAfter = try XDPInstance(layout: PinLayout(namespace: try NetworkNamespace(named: lab.gateway),
-                                                             interface: lab.gatewayInterface)).link.info().programID
+        let programAfter = try lab.gatewayInstance().link.info().programID
         print("reload under flood: sent \(sent), blocklist drops \(droppedBeforeReload) before reload, "
             + "\(droppedAfterReload) after, \(droppedAtEnd) at end; program \(programBefore) -> \(programAfter)")
         #expect(programAfter != programBefore)
@@ -68,7 +65,7 @@ struct ReloadTests {
         try GatewardenBinary.run(["load"] + arguments)
         try GatewardenBinary.run(["block", "\(lab.clientAddress)/32"] + arguments)
         _ = try lab.startUDPFlood(port: 443, seconds: 1, maximumPackets: 100).finish()
-        let instance = XDPInstance(layout: PinLayout(namespace: try NetworkNamespace(named: lab.gateway), interface: lab.gatewayInterface))
+        let instance = try lab.gatewayInstance()
         let droppedBefore = try instance.maps().packets(action: "drop", reason: "blocklist")
         #expect(droppedBefore > 0)
 
@@ -93,8 +90,7 @@ struct ReloadTests {
         try GatewardenBinary.run(["load", "--xdp-mode", "auto", "--policy", policy.path] + arguments)
         try GatewardenBinary.run(["block", "198.51.100.0/24", "--for", "30m"] + arguments)
         let text = try GatewardenBinary.run(["status", "--netns", lab.gateway]).stdout
-        let programID = try XDPInstance(layout: PinLayout(namespace: try NetworkNamespace(named: lab.gateway),
-                                                          interface: lab.gatewayInterface)).link.info().programID
+        let programID = try lab.gatewayInstance().link.info().programID
         #expect(text.contains("program:   id \(programID)"))
         #expect(text.contains("native mode"))
         #expect(text.contains("per source 100/s burst 200, per subnet 500/s burst 1000"))
@@ -119,13 +115,11 @@ struct ReloadTests {
         let refused = try GatewardenBinary.run(["load"] + arguments, check: false)
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("which is not Gatewarden's"))
-        #expect(!FileManager.default.fileExists(atPath: PinLayout(namespace: try NetworkNamespace(named: lab.gateway),
-                                                                  interface: lab.gatewayInterface).directory))
+        #expect(!FileManager.default.fileExists(atPath: try lab.gatewayLayout().directory))
 
         let forced = try GatewardenBinary.run(["load", "--force"] + arguments)
         #expect(forced.stderr.contains("detached XDP program id"))
-        let ours = try XDPInstance(layout: PinLayout(namespace: try NetworkNamespace(named: lab.gateway),
-                                                     interface: lab.gatewayInterface)).link.info()
+        let ours = try lab.gatewayInstance().link.info()
         #expect(ours.interfaceIndex != 0)
     }
 }

@@ -10,8 +10,7 @@ struct WalkingSkeletonTests {
     func countersMoveWithTraffic() throws {
         let lab = try LabNetwork()
         defer { lab.remove() }
-        let namespace = try NetworkNamespace(named: lab.gateway)
-        let layout = PinLayout(namespace: namespace, interface: lab.gatewayInterface)
+        let layout = try lab.gatewayLayout()
         defer { _ = try? GatewardenBinary.run(["unload", "--interface", lab.gatewayInterface, "--netns", lab.gateway], check: false) }
 
         try GatewardenBinary.run(["load", "--interface", lab.gatewayInterface, "--netns", lab.gateway])

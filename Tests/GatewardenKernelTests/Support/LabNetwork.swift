@@ -1,4 +1,5 @@
 import Foundation
+import GatewardenKernel
 
 /// Two network namespaces joined by a veth pair: a gateway side where Gatewarden is loaded
 /// and a client side that sends traffic. Addresses come from TEST-NET-1 (192.0.2.0/24) and
@@ -119,5 +120,17 @@ struct RunningFlood {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Int(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+}
+
+extension LabNetwork {
+    /// Where Gatewarden pins its objects for the gateway interface.
+    func gatewayLayout() throws -> PinLayout {
+        PinLayout(namespace: try NetworkNamespace(named: gateway), interface: gatewayInterface)
+    }
+
+    /// The gateway interface's Gatewarden instance, read from its pins.
+    func gatewayInstance() throws -> XDPInstance {
+        XDPInstance(layout: try gatewayLayout())
     }
 }

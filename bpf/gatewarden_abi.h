@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define GW_ABI_VERSION 4
+#define GW_ABI_VERSION 5
 
 /* What the program did with a packet. */
 enum gw_action {
@@ -119,7 +119,7 @@ struct gw_config {
 	__u32 allowlist_entries;  /* 0 lets the program skip the trie lookup */
 	__u32 blocklist_entries;  /* likewise */
 	__u32 list_generation;    /* bumped after every allow/block change; starts at 1 */
-	__u32 reserved;
+	__u32 sighting_window;    /* in GW_SIGHTING_UNIT_SHIFT units; see gw_sightings. 0 tracks every key at once */
 };
 
 /* gw_list_filter: a 65536-bit map of the address space, one bit per IPv4 /16 (the top 16 bits)
@@ -127,6 +127,19 @@ struct gw_config {
  * may cover an address with that index; a clear bit lets the program skip both tries.
  * False positives only cost the trie lookups; user space rebuilds it on every list change. */
 #define GW_LIST_FILTER_WORDS 1024
+
+/* gw_sightings: when a key the rate maps do not hold was last seen, one u32 time stamp per slot
+ * (the rate clock >> GW_SIGHTING_UNIT_SHIFT, about a millisecond), indexed by a hash of the key.
+ * The key tracked first is the subnet (the source when there is no subnet limit). It gets a bucket
+ * only when seen again within gw_config.sighting_window, the longest emission interval, and that
+ * bucket starts as if the sighted packet had been charged when it was seen. A key that stays out
+ * has every gap longer than every interval, so exact GCRA would pass all of its packets too: the
+ * limits lose nothing (but the stamp's rounding, under a millisecond of credit). What it buys: a
+ * spoofed flood of one-packet sources writes one stamp per packet instead of inserting (and
+ * evicting) a bucket, and the rate maps hold the keys that keep sending, not every address a flood
+ * forges. A slot shared by two keys only makes the second one tracked a packet early. */
+#define GW_SIGHTINGS_ENTRIES (1 << 20)
+#define GW_SIGHTING_UNIT_SHIFT 20
 
 /* Value of gw_ports: a port is protected (limited) when the entry is non-zero. */
 #define GW_PORT_PROTECTED 1

@@ -11,17 +11,21 @@
  *      per-subnet GCRA (/24, /48-/64) -> drop when over
  * Every decision lands in a per-CPU (action, reason) counter.
  *
- * Two shortcuts keep the cost at or below a naive fixed-window program's:
- *   - a source's allow/block verdict is cached in its bucket for the current list generation,
- *     so a hot source skips both trie lookups;
- *   - the first packet of a subnet the program has not seen is charged to the subnet only (it
- *     is within every limit by construction); the source's own bucket starts at its next packet.
- *     At most one extra packet per new subnet, and a spoofed flood over many subnets costs one
- *     map insert per packet instead of two.
- *
  * Rate state is one 64-bit word per key (the GCRA theoretical arrival time) updated by
  * compare-and-swap: no lost updates across CPUs and, unlike a fixed window, no double
  * burst at window edges. bpf_spin_lock is not available in LRU maps; CAS needs -mcpu=v3.
+ *
+ * What keeps the cost below a naive fixed-window program's while doing more:
+ *   - the rate clock is the coarse monotonic clock (one tick, 1-10 ms): a read of the last tick's
+ *     time instead of a TSC read, which on virtual machines costs as much as a hash lookup. GCRA
+ *     stays exact over time; within a tick arrivals are judged as simultaneous, so the burst
+ *     tolerance absorbs them (docs/xdp.md has the bound);
+ *   - a source's allow/block verdict is cached in its bucket for the current list generation,
+ *     so a hot source skips both trie lookups;
+ *   - a key the maps do not hold gets a bucket only when it is seen twice within the longest
+ *     emission interval (gw_sightings in gatewarden_abi.h): a spoofed flood of one-packet sources
+ *     costs a subnet lookup and a time stamp per packet, not a map insert and an eviction, and
+ *     the rate maps hold the keys that keep sending, not every address the flood forges.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -93,6 +97,13 @@ struct {
 	__type(key, struct gw_lpm_key);
 	__type(value, struct gw_block_entry);
 } gw_blocklist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GW_SIGHTINGS_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u32);
+} gw_sightings SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -369,19 +380,22 @@ static __always_inline int gcra_conforms(struct gw_bucket *bucket, __u64 now, __
 }
 
 /* Charges one packet to `bucket` (looked up by the caller; NULL creates it under `key`).
+ * A key created from a sighting (see seen_recently) starts as if the sighted packet had been
+ * charged at `sighted_at`; 0 means no earlier packet to account for.
  * `kind` names the map for the insert and offender counts. Returns 1 to pass. */
 static __always_inline int charge(void *map, __u32 kind, struct gw_bucket *bucket, const struct gw_addr *key,
-				  __u64 now, __u64 interval, __u64 tolerance)
+				  __u64 now, __u64 sighted_at, __u64 interval, __u64 tolerance)
 {
 	if (interval == 0)
 		return 1;
 	if (!bucket) {
-		/* First packet of this key: it uses one interval of the tolerance. */
-		struct gw_bucket fresh = { .tat_ns = now + interval };
-		int conforms = interval <= tolerance;
+		__u64 earlier = sighted_at ? sighted_at + interval : 0;
+		__u64 start = earlier > now ? earlier : now;
+		struct gw_bucket fresh = { .tat_ns = start + interval };
+		int conforms = fresh.tat_ns - now <= tolerance;
 
-		if (!conforms) { /* a burst below one packet: the first is already over */
-			fresh.tat_ns = now;
+		if (!conforms) {
+			fresh.tat_ns = start;
 			fresh.dropped_packets = 1;
 		}
 		if (bpf_map_update_elem(map, key, &fresh, BPF_NOEXIST) == 0) {
@@ -427,6 +441,39 @@ static __always_inline void subnet_of(struct gw_addr *subnet, const struct packe
 	}
 	__builtin_memcpy(&subnet->bytes[0], &high, 8);
 	__builtin_memcpy(&subnet->bytes[8], &low, 8);
+}
+
+/* The rate clock: see the top of this file for why it is the coarse one. */
+static __always_inline __u64 rate_clock_ns(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
+/* Whether `key`, which has no bucket, was seen within the sighting window, and if so roughly when
+ * (rounded down to the stamp unit); records this sighting either way. Racing CPUs may lose a
+ * stamp: that only delays tracking by a packet. */
+static __always_inline int seen_recently(const struct gw_addr *key, __u64 now, const struct gw_config *config,
+					 __u64 *sighted_at)
+{
+	__u32 slot, stamp, age, *last;
+	__u64 high, low;
+
+	*sighted_at = 0;
+	if (config->sighting_window == 0)
+		return 1;
+	__builtin_memcpy(&high, &key->bytes[0], 8);
+	__builtin_memcpy(&low, &key->bytes[8], 8);
+	slot = (__u32)(((high ^ low) * 0x9E3779B97F4A7C15ULL) >> (64 - 20)); /* log2(GW_SIGHTINGS_ENTRIES) */
+	last = bpf_map_lookup_elem(&gw_sightings, &slot);
+	if (!last)
+		return 1;
+	stamp = (__u32)(now >> GW_SIGHTING_UNIT_SHIFT);
+	age = stamp - *last;
+	*last = stamp;
+	if (age > config->sighting_window)
+		return 0;
+	*sighted_at = (__u64)(stamp - age) << GW_SIGHTING_UNIT_SHIFT;
+	return 1;
 }
 
 enum listed {
@@ -494,6 +541,7 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	struct gw_bucket *source, *subnet = NULL;
 	struct gw_addr subnet_key;
 	struct gw_config *config;
+	__u64 sighted_at = 0;
 	enum parse_result parsed;
 	__u32 zero = 0, port;
 	int is_protected;
@@ -539,12 +587,12 @@ int gatewarden_xdp(struct xdp_md *ctx)
 		}
 	}
 
-	now = bpf_ktime_get_ns();
+	now = rate_clock_ns();
 	if (config->subnet_interval_ns) {
 		subnet_of(&subnet_key, &facts, config);
 		subnet = bpf_map_lookup_elem(&gw_subnets, &subnet_key);
 	}
-	/* A subnet never seen before (the shape of a spoofed flood) costs one insert, no source lookup. */
+	/* An untracked subnet is the shape of a spoofed flood: no source lookup until it is tracked. */
 	source = (subnet || !config->subnet_interval_ns) ? bpf_map_lookup_elem(&gw_sources, &facts.source) : NULL;
 	switch (check_lists(source, &facts.source, config)) {
 	case LISTED_ALLOW:
@@ -554,24 +602,21 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	default:
 		break;
 	}
-	if (config->subnet_interval_ns && !subnet) {
-		struct gw_bucket fresh = { .tat_ns = now + config->subnet_interval_ns };
 
-		/* Its first packet is within every limit by construction: charge the subnet only. */
-		if (bpf_map_update_elem(&gw_subnets, &subnet_key, &fresh, BPF_NOEXIST) == 0) {
-			count_insert(GW_INSERTS_SUBNETS);
+	/* Tracking starts at the subnet, or at the source when there is no subnet limit. A key
+	 * not seen within the window is sending slower than every limit: pass it, bucket-free. */
+	if (config->subnet_interval_ns ? !subnet : (config->source_interval_ns && !source)) {
+		if (!seen_recently(config->subnet_interval_ns ? &subnet_key : &facts.source, now, config, &sighted_at))
 			return count(GW_ACTION_PASS, GW_REASON_WITHIN_LIMIT, bytes);
-		}
-		/* Another CPU created it meanwhile: take the full path. */
-		subnet = bpf_map_lookup_elem(&gw_subnets, &subnet_key);
-		source = bpf_map_lookup_elem(&gw_sources, &facts.source);
+		if (config->subnet_interval_ns) /* a source may outlive its subnet's bucket in the LRU */
+			source = bpf_map_lookup_elem(&gw_sources, &facts.source);
 	}
 
-	if (!charge(&gw_sources, GW_OFFENDER_SOURCE, source, &facts.source, now, config->source_interval_ns,
-		    config->source_tolerance_ns))
+	if (!charge(&gw_sources, GW_OFFENDER_SOURCE, source, &facts.source, now,
+		    config->subnet_interval_ns ? 0 : sighted_at, config->source_interval_ns, config->source_tolerance_ns))
 		return count(GW_ACTION_DROP, GW_REASON_RATE_IP, bytes);
-	if (subnet && !charge(&gw_subnets, GW_OFFENDER_SUBNET, subnet, &subnet_key, now, config->subnet_interval_ns,
-			      config->subnet_tolerance_ns))
+	if (config->subnet_interval_ns && !charge(&gw_subnets, GW_OFFENDER_SUBNET, subnet, &subnet_key, now, sighted_at,
+						  config->subnet_interval_ns, config->subnet_tolerance_ns))
 		return count(GW_ACTION_DROP, GW_REASON_RATE_SUBNET, bytes);
 
 	return count(GW_ACTION_PASS, GW_REASON_WITHIN_LIMIT, bytes);

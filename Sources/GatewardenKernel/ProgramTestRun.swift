@@ -16,6 +16,8 @@ public struct ProgramTestRun: Sendable {
         public var returnValue: UInt32
         /// Mean nanoseconds per run, as the kernel measured it over `repeat` runs.
         public var nanosecondsPerRun: UInt32
+        /// The frame as the last run left it.
+        public var packet: [UInt8]
     }
 
     public let programFD: Int32
@@ -42,7 +44,8 @@ public struct ProgramTestRun: Sendable {
                     guard result == 0 else { throw KernelError.fromReturnCode(result, "BPF_PROG_TEST_RUN") }
                     return Result(action: Action(rawValue: options.pointee.retval),
                                   returnValue: options.pointee.retval,
-                                  nanosecondsPerRun: options.pointee.duration)
+                                  nanosecondsPerRun: options.pointee.duration,
+                                  packet: Array(outBytes.prefix(Int(options.pointee.data_size_out))))
                 }
             }
         }

@@ -68,7 +68,16 @@ public struct XDPLimits: Sendable, Equatable {
         config.allowlist_entries = allowlistEntries
         config.blocklist_entries = blocklistEntries
         config.list_generation = listGeneration
+        config.sighting_window = sightingWindow
         return config
+    }
+
+    /// The longest emission interval in the program's sighting units (see gw_sightings), rounded up:
+    /// a key whose packets are further apart than that conforms to every limit without a bucket.
+    var sightingWindow: UInt32 {
+        let longest = max(source.intervalNanoseconds, subnet.intervalNanoseconds)
+        let unit: UInt64 = 1 << GW_SIGHTING_UNIT_SHIFT
+        return UInt32(clamping: (longest + unit - 1) / unit)
     }
 
     /// The limits a config map value holds (ports are kept in their own map).

@@ -185,9 +185,13 @@ struct VerdictTests {
             try program.run(Packet.ipv4(source: [192, 0, 2, UInt8(host)], transport: .tcp(destinationPort: 443)))
         }
         #expect(verdicts == [.pass, .pass, .pass, .drop])
-        #expect(try program.run(Packet.ipv4(source: [192, 0, 3, 1], transport: .tcp(destinationPort: 443))) == .pass)
         #expect(try program.counters()["drop/rate_subnet"] == 1)
         #expect(try program.maps.droppedPackets(address: [192, 0, 2, 0], subnet: true) == 1)
+        // Another /24 starts afresh: seen once it holds no bucket, seen again it has its own.
+        let neighbour = Packet.ipv4(source: [192, 0, 3, 1], transport: .tcp(destinationPort: 443))
+        #expect(try program.run(neighbour) == .pass)
+        #expect(try program.maps.entries(of: program.maps.subnets) == 1)
+        #expect(try program.run(neighbour) == .pass)
         #expect(try program.maps.entries(of: program.maps.subnets) == 2)
     }
 

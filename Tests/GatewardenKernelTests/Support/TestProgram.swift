@@ -10,11 +10,12 @@ final class TestProgram: @unchecked Sendable {
     let maps: XDPMaps
     let runner: ProgramTestRun
 
-    init(limits: XDPLimits = .default, allowlist: [AddressPrefix] = []) throws {
+    init(limits: XDPLimits = .default, allowlist: [AddressPrefix] = [],
+         sourceCapacity: UInt32 = 65536, subnetCapacity: UInt32 = 16384) throws {
         object = try BPFObject(elf: EmbeddedBPF.gatewardenXdp.bytes, name: "gatewarden_xdp")
         // LRU maps are preallocated: small ones keep each test's load fast and light.
-        try object.setMaxEntries(65536, ofMap: XDPMaps.Name.sources)
-        try object.setMaxEntries(16384, ofMap: XDPMaps.Name.subnets)
+        try object.setMaxEntries(sourceCapacity, ofMap: XDPMaps.Name.sources)
+        try object.setMaxEntries(subnetCapacity, ofMap: XDPMaps.Name.subnets)
         try object.load()
         maps = try XDPMaps(object: object)
         runner = ProgramTestRun(programFD: try object.programDescriptor(named: "gatewarden_xdp"))

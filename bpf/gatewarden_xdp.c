@@ -16,10 +16,11 @@
  * burst at window edges. bpf_spin_lock is not available in LRU maps; CAS needs -mcpu=v3.
  *
  * What keeps the cost below a naive fixed-window program's while doing more:
- *   - the rate clock is the coarse monotonic clock (one tick, 1-10 ms): a read of the last tick's
- *     time instead of a TSC read, which on virtual machines costs as much as a hash lookup. GCRA
- *     stays exact over time; within a tick arrivals are judged as simultaneous, so the burst
- *     tolerance absorbs them (docs/xdp.md has the bound);
+ *   - the rate clock is the coarse monotonic clock (one tick, 1-10 ms), read once per tick per CPU
+ *     and otherwise taken from a per-CPU cache keyed by jiffies: a load and a compare instead of a
+ *     TSC read behind a helper call, which on virtual machines with return-thunk mitigations costs
+ *     as much as a hash lookup. GCRA stays exact over time; within a tick arrivals are judged as
+ *     simultaneous, and the burst tolerance absorbs them (docs/xdp.md has the bound);
  *   - a source's allow/block verdict is cached in its bucket for the current list generation,
  *     so a hot source skips both trie lookups;
  *   - a key the maps do not hold gets a bucket only when it is seen twice within the longest
@@ -443,10 +444,41 @@ static __always_inline void subnet_of(struct gw_addr *subnet, const struct packe
 	__builtin_memcpy(&subnet->bytes[8], &low, 8);
 }
 
-/* The rate clock: see the top of this file for why it is the coarse one. */
+/* The coarse clock as of the last tick this CPU saw: the rate clock's per-CPU cache. */
+struct tick_time {
+	__u64 jiffies;
+	__u64 coarse_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tick_time);
+} gw_tick_time SEC(".maps");
+
+/* The rate clock: CLOCK_MONOTONIC_COARSE, read once per tick per CPU. The coarse clock only moves
+ * at ticks, and jiffies count them; bpf_jiffies64 is inlined (a load) where every helper call pays
+ * a return thunk on CPUs with return-stack mitigations, so most packets pay a load and a compare.
+ * If a tick's jiffies are visible before its clock update, the clock reads unchanged and the cache
+ * is left for the next packet to refresh. */
 static __always_inline __u64 rate_clock_ns(void)
 {
-	return bpf_ktime_get_coarse_ns();
+	__u64 tick = bpf_jiffies64(), now;
+	struct tick_time *cached;
+	__u32 zero = 0;
+
+	cached = bpf_map_lookup_elem(&gw_tick_time, &zero);
+	if (!cached)
+		return bpf_ktime_get_coarse_ns();
+	if (cached->jiffies == tick)
+		return cached->coarse_ns;
+	now = bpf_ktime_get_coarse_ns();
+	if (now != cached->coarse_ns) {
+		cached->coarse_ns = now;
+		cached->jiffies = tick;
+	}
+	return now;
 }
 
 /* Whether `key`, which has no bucket, was seen within the sighting window, and if so roughly when

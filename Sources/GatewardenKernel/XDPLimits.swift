@@ -40,13 +40,17 @@ public struct XDPLimits: Sendable, Equatable {
     public var ipv4SubnetPrefix: Int
     public var ipv6SubnetPrefix: Int
     public var protectedPorts: [UInt16]
+    /// Observe mode: packets over a rate are counted as `would_drop` and passed (bans still drop).
+    public var observe: Bool
 
-    public init(source: Rate, subnet: Rate, ipv4SubnetPrefix: Int, ipv6SubnetPrefix: Int, protectedPorts: [UInt16]) {
+    public init(source: Rate, subnet: Rate, ipv4SubnetPrefix: Int, ipv6SubnetPrefix: Int, protectedPorts: [UInt16],
+                observe: Bool = false) {
         self.source = source
         self.subnet = subnet
         self.ipv4SubnetPrefix = ipv4SubnetPrefix
         self.ipv6SubnetPrefix = ipv6SubnetPrefix
         self.protectedPorts = protectedPorts
+        self.observe = observe
     }
 
     /// The seed articles' limits: 100 packets/s burst 200 per source and 500/s burst 1000 per /24

@@ -8,6 +8,9 @@ import GatewardenKernel
 ///     let policy = try PolicyParser.parse(file: "/etc/gatewarden/policy.yaml")
 ///     print(NFTablesRuleset(policy: policy, conntrackMax: 262144).text)
 public struct Policy: Sendable, Equatable {
+    /// Whether rate, connection and escalation limits act (`enforce`) or only count what they would
+    /// have done (`observe`, for rollout). Bans drop in both modes.
+    public var mode: EnforcementMode = .enforce
     /// Destination ports whose traffic is limited, TCP and UDP.
     public var protectedPorts: [UInt16] = [80, 443]
     /// Ports with a tighter per-subnet limit on new connections (login, token endpoints).
@@ -65,6 +68,16 @@ public struct Policy: Sendable, Equatable {
             return .init(packets: rate.count, perSeconds: rate.unit.seconds, burst: rate.burst)
         }
         return XDPLimits(source: xdp(perSource), subnet: xdp(perSubnet), ipv4SubnetPrefix: ipv4SubnetPrefix,
-                         ipv6SubnetPrefix: ipv6SubnetPrefix, protectedPorts: protectedPorts)
+                         ipv6SubnetPrefix: ipv6SubnetPrefix, protectedPorts: protectedPorts,
+                         observe: mode == .observe)
     }
+}
+
+/// What the limits do with traffic over them.
+public enum EnforcementMode: String, Sendable, Equatable, CaseIterable {
+    /// Drop and reset what is over a limit; escalation bans.
+    case enforce
+    /// Judge everything as `enforce` would and count it (XDP: `action="would_drop"`; nftables: each
+    /// rule's own counter), but drop, reset and ban nothing for a limit. Bans already in force still drop.
+    case observe
 }

@@ -63,6 +63,7 @@ public struct PolicyParser {
         for (keyNode, value) in mapping {
             let key = keyNode.string ?? "?"
             switch key {
+            case "mode": policy.mode = mode(value, key) ?? policy.mode
             case "protected_ports": policy.protectedPorts = ports(value, key, allowEmpty: false) ?? policy.protectedPorts
             case "auth_ports": policy.authPorts = ports(value, key, allowEmpty: true) ?? policy.authPorts
             case "subnets": readSubnets(value, into: &policy)
@@ -269,6 +270,14 @@ public struct PolicyParser {
             return current
         }
         return parsed
+    }
+
+    private mutating func mode(_ node: Node, _ key: String) -> EnforcementMode? {
+        guard node.scalar != nil, let text = node.string, let mode = EnforcementMode(rawValue: text) else {
+            problem(node, key, "expected " + EnforcementMode.allCases.map(\.rawValue).joined(separator: " or "))
+            return nil
+        }
+        return mode
     }
 
     private mutating func percent(_ node: Node, _ key: String, current: Int?) -> Int? {

@@ -7,10 +7,15 @@ struct PolicyOptions: ParsableArguments {
                                valueName: "file"))
     var policy: String?
 
+    @Flag(help: ArgumentHelp("Observe mode: judge and count as usual, but drop, reset and ban nothing for a limit.",
+                             discussion: "Overrides the policy's `mode`. Bans already in force still drop."))
+    var observe = false
+
     /// The policy, or every problem in it (printed one a line by the caller).
     func load() throws -> Policy {
-        guard let policy else { return .builtInDefault }
-        return try PolicyParser.parse(file: policy)
+        var loaded = try policy.map(PolicyParser.parse(file:)) ?? .builtInDefault
+        if observe { loaded.mode = .observe }
+        return loaded
     }
 
     var source: String { policy ?? "the built-in default policy" }

@@ -8,4 +8,20 @@ int setns(int fd, int nstype);
 int sched_setaffinity(int pid, unsigned long cpusetsize, const void *mask);
 /* glibc: return freed heap memory to the kernel. */
 int malloc_trim(unsigned long pad);
+
+#include <net/if.h>
+#include <string.h>
+#include <sys/ioctl.h>
+/* An interface's MTU through SIOCGIFMTU on `fd` (any socket of the interface's namespace); -1 and
+ * errno on failure. Here because ioctl is variadic, which Swift does not import. */
+static inline int gw_interface_mtu(int fd, const char *name)
+{
+	struct ifreq request;
+
+	memset(&request, 0, sizeof(request));
+	strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+	if (ioctl(fd, SIOCGIFMTU, &request) < 0)
+		return -1;
+	return request.ifr_mtu;
+}
 #endif

@@ -1,3 +1,4 @@
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,5 +15,17 @@ public enum NetworkInterface {
             throw KernelError(operation: "interface '\(name)' does not exist in \(namespace)")
         }
         return index
+    }
+
+    /// The interface's MTU; fails naming the interface.
+    public static func mtu(of name: String, in namespace: NetworkNamespace = .current) throws -> Int {
+        let mtu = try namespace.perform { () -> Int32 in
+            let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard socket >= 0 else { return -1 }
+            defer { close(socket) }
+            return gw_interface_mtu(socket, name)
+        }
+        guard mtu > 0 else { throw KernelError.fromErrno("read the MTU of '\(name)' in \(namespace)") }
+        return Int(mtu)
     }
 }

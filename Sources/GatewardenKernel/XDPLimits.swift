@@ -53,8 +53,9 @@ public struct XDPLimits: Sendable, Equatable {
         self.observe = observe
     }
 
-    /// The seed articles' limits: 100 packets/s burst 200 per source and 500/s burst 1000 per /24
-    /// (per /64 for IPv6) on HTTP and HTTPS.
+    /// Limits for kernel tests and the benchmark: 100 packets/s burst 200 per source and 500/s burst
+    /// 1000 per /24 (per /64 for IPv6) on HTTP and HTTPS. The product's defaults are the policy's
+    /// (`Policy.builtInDefault`).
     public static let `default` = XDPLimits(
         source: Rate(packetsPerSecond: 100, burst: 200),
         subnet: Rate(packetsPerSecond: 500, burst: 1000),

@@ -1,5 +1,5 @@
-import GatewardenKernel
 import Foundation
+import GatewardenKernel
 
 /// The nftables ruleset a policy renders to: one table, `inet gatewarden`, so Gatewarden's rules
 /// never mix with the host's own and can be replaced or removed as a whole.
@@ -7,13 +7,26 @@ import Foundation
 /// Every rule carries a comment that is its stable identity: the exporter labels the rule's
 /// counters with it, and dashboards and alerts key on it.
 ///
-/// Order matters, and is the point of the design:
+/// SYN floods never reach conntrack. Chain `prerouting` (raw priority, before conntrack) marks SYNs
+/// to the handshake ports untracked; chain `input` answers them with `synproxy`, a SYN cookie, and
+/// only a client that completes the handshake gets a conntrack entry (the SYN synproxy then sends
+/// the server on its behalf, `ct state new`). Every connection limit judges those completed
+/// handshakes, so a spoofed source can neither fill conntrack nor spend a real source's budget,
+/// and no rule's cost grows with a flood of forged addresses.
+///
+/// Order in `input` matters, and is the point of the design:
 ///   1. ct mark drop (optional), allowlist accept, bans (policy/manual and escalated) drop;
-///   2. escalation watches every new connection before any limit can hide it (a subnet over the
-///      escalation rate is banned for `block_for`);
-///   3. packet rates per source and per subnet on the protected ports;
-///   4. per-subnet new-connection limit on the auth ports, new connections (SYN) per source,
-///      concurrent connections per source (reset), and the conntrack cap.
+///   2. synproxy for SYNs and handshake ACKs (`ct state invalid,untracked`) to the handshake ports;
+///   3. escalation watches every completed handshake before any limit can hide it (a subnet over
+///      the escalation rate is banned for `block_for`);
+///   4. packet rates per source and per subnet, only with the XDP layer off (XDP holds them
+///      otherwise, and nftables never limits established traffic);
+///   5. per-subnet new-connection limit on the auth ports, new connections per source, concurrent
+///      connections per source and the conntrack cap, each answering with a TCP reset.
+///
+/// In observe mode (`Policy.mode`) the same rules count what they would have done and decide
+/// nothing: no drop, no reset, no escalation ban. Bans already in force, and synproxy (which
+/// refuses no client that completes a handshake), stay.
 ///
 ///     let ruleset = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 262144)
 ///     try nft.run(ruleset.applyTransaction)   // atomic; keeps the bans
@@ -21,6 +34,8 @@ public struct NFTablesRuleset: Sendable, Equatable {
     public static let family = "inet"
     public static let tableName = "gatewarden"
     public static let chainName = "input"
+    /// The raw-priority chain that keeps SYNs to the handshake ports out of conntrack.
+    public static let handshakeChainName = "prerouting"
 
     /// Stable rule identities (the rules' comments) that other code refers to.
     public enum RuleID {
@@ -33,13 +48,16 @@ public struct NFTablesRuleset: Sendable, Equatable {
     public let policy: Policy
     /// nf_conntrack_max where the ruleset is applied; the cap rule needs it (nil: no cap rule).
     public let conntrackMax: Int?
+    /// What synproxy answers SYNs with (the interface's MTU and the server's TCP settings).
+    public let handshake: HandshakeOptions
 
-    public init(policy: Policy, conntrackMax: Int? = nil) {
+    public init(policy: Policy, conntrackMax: Int? = nil, handshake: HandshakeOptions = .linuxDefault) {
         self.policy = policy
         self.conntrackMax = conntrackMax
+        self.handshake = handshake
     }
 
-    /// The connection count above which the cap drops new connections.
+    /// The connection count above which the cap refuses new connections.
     public var conntrackCap: Int? {
         guard let percent = policy.conntrackCapPercent, let conntrackMax else { return nil }
         return conntrackMax * percent / 100
@@ -54,12 +72,30 @@ public struct NFTablesRuleset: Sendable, Equatable {
 
     private var ipv4Mask: String { AddressPrefix.mask(ipv4Length: policy.ipv4SubnetPrefix) }
     private var ipv6Mask: String { AddressPrefix.mask(ipv6Length: policy.ipv6SubnetPrefix) }
-    private var ports: String { "{ " + policy.protectedPorts.map(String.init).joined(separator: ", ") + " }" }
-    private var drop: String { policy.logPrefix.map { "log prefix \"\($0)\" drop" } ?? "drop" }
+    private static func portSet(_ ports: [UInt16]) -> String { "{ " + ports.map(String.init).joined(separator: ", ") + " }" }
+    private var ports: String { Self.portSet(policy.protectedPorts) }
+    /// Ports whose SYNs are answered by synproxy: the protected ports and the auth ports.
+    private var handshakePorts: String {
+        Self.portSet(policy.protectedPorts + policy.authPorts.filter { !policy.protectedPorts.contains($0) })
+    }
+    private var logged: String { policy.logPrefix.map { "log prefix \"\($0)\" " } ?? "" }
+    /// What a ban does: drop, in either mode.
+    private var banVerdict: String { logged + "drop" }
+    private var observing: Bool { policy.mode == .observe }
+    /// What a limit does with a packet over it, after its counter: `verdict` when enforcing; when
+    /// observing, nothing but the counter (and the log) records it.
+    private func limitVerdict(_ verdict: String) -> String {
+        let words = observing ? String(logged.dropLast()) : logged + verdict
+        return words.isEmpty ? "" : " " + words
+    }
+    private static let reset = "reject with tcp reset"
+    /// In the raw-priority chain: a packet from the network, not yet seen by conntrack.
+    private static let fromNetwork = "ct state invalid"
 
-    /// (family keyword, address type, subnet key expression, suffix) for IPv4 and IPv6.
-    private var families: [(ip: String, type: String, subnet: String, suffix: String)] {
-        [("ip", "ipv4_addr", "ip saddr & \(ipv4Mask)", "v4"), ("ip6", "ipv6_addr", "ip6 saddr & \(ipv6Mask)", "v6")]
+    /// (family keyword, address type, subnet key expression, suffix, nfproto) for IPv4 and IPv6.
+    private var families: [(ip: String, type: String, subnet: String, suffix: String, nfproto: String)] {
+        [("ip", "ipv4_addr", "ip saddr & \(ipv4Mask)", "v4", "ipv4"),
+         ("ip6", "ipv6_addr", "ip6 saddr & \(ipv6Mask)", "v6", "ipv6")]
     }
 
     private var sets: [SetDefinition] {
@@ -87,53 +123,77 @@ public struct NFTablesRuleset: Sendable, Equatable {
         "limit rate over \(rate.nftables) burst \(rate.burst) packets"
     }
 
+    /// The rules of chain `prerouting`, in order: SYNs to the protected ports are counted;
+    /// allowlisted sources keep ordinary conntrack (they are never limited, so they need no SYN
+    /// cookie); every other SYN to a handshake port is left untracked for synproxy.
+    public var handshakeRules: [String] {
+        // At raw priority conntrack has not looked a packet from the network up yet: its state reads
+        // `invalid`. The SYN synproxy sends the server, and a local client's SYN, come in over
+        // loopback already tracked (`new`): they are neither counted nor left untracked.
+        var rules = ["tcp dport \(ports) tcp flags & (syn | ack) == syn \(Self.fromNetwork) counter comment \"\(RuleID.synToProtectedPorts)\""]
+        for family in families {
+            rules.append("\(family.ip) saddr @allow_\(family.suffix) accept comment \"allowlist-tracked-\(family.suffix)\"")
+        }
+        rules.append("tcp dport \(handshakePorts) tcp flags & (fin | syn | rst | ack) == syn \(Self.fromNetwork) counter notrack "
+            + "comment \"syn-untracked\"")
+        return rules
+    }
+
     /// The rules of chain `input`, in order.
     public var rules: [String] {
         var rules: [String] = []
         if let mark = policy.ctMarkDrop {
-            rules.append("ct mark \(String(format: "0x%x", mark)) counter \(drop) comment \"ct-mark-drop\"")
+            rules.append("ct mark \(String(format: "0x%x", mark)) counter \(banVerdict) comment \"ct-mark-drop\"")
         }
         for family in families {
             rules.append("\(family.ip) saddr @allow_\(family.suffix) counter accept comment \"allowlist-\(family.suffix)\"")
         }
         for family in families {
-            rules.append("\(family.ip) saddr @block_\(family.suffix) counter \(drop) comment \"blocklist-\(family.suffix)\"")
-            rules.append("\(family.subnet) @blocked_subnets_\(family.suffix) counter \(drop) comment \"escalated-\(family.suffix)\"")
+            rules.append("\(family.ip) saddr @block_\(family.suffix) counter \(banVerdict) comment \"blocklist-\(family.suffix)\"")
+            rules.append("\(family.subnet) @blocked_subnets_\(family.suffix) counter \(banVerdict) comment \"escalated-\(family.suffix)\"")
         }
-        rules.append("tcp dport \(ports) tcp flags & (syn | ack) == syn counter comment \"\(RuleID.synToProtectedPorts)\"")
+        // SYNs (untracked) get a cookie; the ACK that returns it (invalid: no entry yet) gets the
+        // connection made with the server. Nothing else of the handshake reaches conntrack.
+        for family in families {
+            rules.append("meta nfproto \(family.nfproto) tcp dport \(handshakePorts) ct state invalid,untracked counter "
+                + "\(handshake.statement(ipv6: family.suffix == "v6")) comment \"synproxy-\(family.suffix)\"")
+        }
+        let completed = "tcp dport \(ports) ct state new"
         if let escalation = policy.escalationPerSubnet {
             for family in families {
-                rules.append("tcp dport \(ports) ct state new update @escalation_\(family.suffix) { \(family.subnet) "
-                    + "\(Self.limit(escalation)) } add @blocked_subnets_\(family.suffix) { \(family.subnet) "
-                    + "timeout \(policy.escalationBlockFor) } counter \(drop) comment \"escalate-subnet-\(family.suffix)\"")
+                let ban = observing ? "" : "add @blocked_subnets_\(family.suffix) { \(family.subnet) timeout \(policy.escalationBlockFor) } "
+                rules.append("\(completed) update @escalation_\(family.suffix) { \(family.subnet) \(Self.limit(escalation)) } "
+                    + "\(ban)counter\(limitVerdict("drop")) comment \"escalate-subnet-\(family.suffix)\"")
             }
         }
         /// A meter rule per family: `match`, then `rate` keyed by source (`bySubnet` false) or subnet.
-        func meter(_ rate: Rate?, match: String, set: String, bySubnet: Bool, id: String) {
+        func meter(_ rate: Rate?, match: String, set: String, bySubnet: Bool, verdict: String, id: String) {
             guard let rate else { return }
             for family in families {
                 let key = bySubnet ? family.subnet : "\(family.ip) saddr"
                 rules.append("\(match) update @\(set)_\(family.suffix) { \(key) \(Self.limit(rate)) } "
-                    + "counter \(drop) comment \"\(id)-\(family.suffix)\"")
+                    + "counter\(limitVerdict(verdict)) comment \"\(id)-\(family.suffix)\"")
             }
         }
-        let protected = "meta l4proto { tcp, udp } th dport \(ports)"
-        meter(policy.perSource, match: protected, set: "rate_source", bySubnet: false, id: "rate-source")
-        meter(policy.perSubnet, match: protected, set: "rate_subnet", bySubnet: true, id: "rate-subnet")
-        if !policy.authPorts.isEmpty {
-            let authPorts = "{ " + policy.authPorts.map(String.init).joined(separator: ", ") + " }"
-            meter(policy.authPerSubnet, match: "tcp dport \(authPorts) ct state new", set: "auth_subnet", bySubnet: true, id: "auth-subnet")
+        if !policy.xdpEnabled {
+            let protected = "meta l4proto { tcp, udp } th dport \(ports)"
+            meter(policy.perSource, match: protected, set: "rate_source", bySubnet: false, verdict: "drop", id: "rate-source")
+            meter(policy.perSubnet, match: protected, set: "rate_subnet", bySubnet: true, verdict: "drop", id: "rate-subnet")
         }
-        meter(policy.newConnectionsPerSource, match: "tcp dport \(ports) ct state new", set: "new_connections",
-              bySubnet: false, id: "new-connections")
+        if !policy.authPorts.isEmpty {
+            meter(policy.authPerSubnet, match: "tcp dport \(Self.portSet(policy.authPorts)) ct state new", set: "auth_subnet",
+                  bySubnet: true, verdict: Self.reset, id: "auth-subnet")
+        }
+        meter(policy.newConnectionsPerSource, match: completed, set: "new_connections", bySubnet: false,
+              verdict: Self.reset, id: "new-connections")
         if let limit = policy.concurrentConnectionsPerSource {
             for family in families {
-                rules.append("tcp dport \(ports) ct state new add @connections_\(family.suffix) { \(family.ip) saddr "
-                    + "ct count over \(limit) } counter reject with tcp reset comment \"concurrent-connections-\(family.suffix)\"")
+                rules.append("\(completed) add @connections_\(family.suffix) { \(family.ip) saddr "
+                    + "ct count over \(limit) } counter\(limitVerdict(Self.reset)) comment \"concurrent-connections-\(family.suffix)\"")
             }
         }
         if let cap = conntrackCap {
-            rules.append("tcp dport \(ports) ct state new ct count over \(cap) counter \(drop) comment \"conntrack-cap\"")
+            rules.append("\(completed) ct count over \(cap) counter\(limitVerdict(Self.reset)) comment \"conntrack-cap\"")
         }
         return rules
     }
@@ -141,6 +201,16 @@ public struct NFTablesRuleset: Sendable, Equatable {
     private var chainHeader: String {
         // Before the host's own filter rules: what we drop never reaches them.
         "type filter hook input priority filter - 10; policy accept;"
+    }
+
+    private var handshakeChainHeader: String {
+        // Raw priority runs before conntrack looks a packet up: an untracked SYN never creates an entry.
+        "type filter hook prerouting priority raw; policy accept;"
+    }
+
+    /// Both chains: (name, header, rules).
+    private var chains: [(name: String, header: String, rules: [String])] {
+        [(Self.handshakeChainName, handshakeChainHeader, handshakeRules), (Self.chainName, chainHeader, rules)]
     }
 
     // MARK: Text
@@ -158,9 +228,12 @@ public struct NFTablesRuleset: Sendable, Equatable {
             let listed = initial.isEmpty ? "" : " elements = { \(initial.map(\.description).joined(separator: ", ")) };"
             out += "\tset \(set.name) { \(set.body)\(listed) }\n"
         }
-        out += "\tchain \(Self.chainName) {\n\t\t\(chainHeader)\n"
-        for rule in rules { out += "\t\t\(rule)\n" }
-        out += "\t}\n}\n"
+        for chain in chains {
+            out += "\tchain \(chain.name) {\n\t\t\(chain.header)\n"
+            for rule in chain.rules { out += "\t\t\(rule)\n" }
+            out += "\t}\n"
+        }
+        out += "}\n"
         return out
     }
 
@@ -169,9 +242,10 @@ public struct NFTablesRuleset: Sendable, Equatable {
     /// state is recreated, the allowlists replaced, the policy's own bans (re)added.
     public var applyTransaction: String {
         let table = "\(Self.family) \(Self.tableName)"
-        var lines = ["add table \(table)",
-                     "add chain \(table) \(Self.chainName) { \(chainHeader) }",
-                     "flush chain \(table) \(Self.chainName)"]
+        var lines = ["add table \(table)"]
+        for chain in chains {
+            lines += ["add chain \(table) \(chain.name) { \(chain.header) }", "flush chain \(table) \(chain.name)"]
+        }
         for set in sets {
             if Self.keptSets.contains(set.name) {
                 lines.append("add set \(table) \(set.name) { \(set.body) }")
@@ -194,8 +268,8 @@ public struct NFTablesRuleset: Sendable, Equatable {
                 lines.append("add element \(table) block_\(family.suffix) { \(bans.map(\.description).joined(separator: ", ")) }")
             }
         }
-        for rule in rules {
-            lines.append("add rule \(table) \(Self.chainName) \(rule)")
+        for chain in chains {
+            for rule in chain.rules { lines.append("add rule \(table) \(chain.name) \(rule)") }
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -19,22 +19,28 @@ public struct Policy: Sendable, Equatable {
     public var ipv4SubnetPrefix = 24
     public var ipv6SubnetPrefix = 64
 
-    /// Packets per source address to protected ports (XDP and nftables); nil: off.
-    public var perSource: Rate? = Rate(100, per: .second, burst: 200)
-    /// Packets per source subnet to protected ports (XDP and nftables); nil: off.
+    /// Packets per source address to protected ports; nil: off. Enforced by XDP (by nftables instead
+    /// when the XDP layer is off). The seed's XDP program's limit: a keep-alive client at 100
+    /// requests/s sends a few hundred packets a second, far below it; a flood from one address does not.
+    public var perSource: Rate? = Rate(1000, per: .second, burst: 2000)
+    /// Packets per source subnet to protected ports; nil: off. Enforced like `perSource`.
     public var perSubnet: Rate? = Rate(500, per: .second, burst: 1000)
-    /// New TCP connections (SYN) per source address; nil: off.
+    /// New TCP connections (completed handshakes) per source address; over it they are reset; nil: off.
     public var newConnectionsPerSource: Rate? = Rate(20, per: .second, burst: 40)
     /// Concurrent connections per source address; beyond it new ones are reset; nil: off.
     public var concurrentConnectionsPerSource: Int? = 20
-    /// New connections are dropped once this share of nf_conntrack_max is in use; nil: off.
+    /// New connections are reset once this share of nf_conntrack_max is in use by connections to the
+    /// protected ports; nil: off.
     public var conntrackCapPercent: Int? = 80
     /// New connections per source subnet to the auth ports; nil: off.
     public var authPerSubnet: Rate? = Rate(20, per: .minute, burst: 5)
 
-    /// A subnet opening new connections faster than this is blocked for `escalationBlockFor`; nil: off.
-    /// Its burst is a minute's worth: escalation is for sustained abuse, not a NAT opening a burst of connections.
-    public var escalationPerSubnet: Rate? = Rate(500, per: .minute, burst: 500)
+    /// A subnet completing new connections faster than this is blocked for `escalationBlockFor`; nil: off.
+    /// It bans a whole subnet, so it sits well above what legitimate sources can reach under the other
+    /// limits: 50 completed connections a second, sustained (a burst of a minute's worth), is two and a
+    /// half sources at their full `newConnectionsPerSource`; an office or a carrier NAT behind one /24
+    /// stays clear of it. Spoofed SYNs never count (only completed handshakes do).
+    public var escalationPerSubnet: Rate? = Rate(3000, per: .minute, burst: 3000)
     public var escalationBlockFor = PolicyDuration(seconds: 30 * 60)
 
     /// Default lifetime of a ban added without one, and the ban sets' capacity.

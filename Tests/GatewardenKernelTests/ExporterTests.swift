@@ -15,7 +15,7 @@ struct ExporterTests {
             try GatewardenBinary.run(["load"] + arguments)
             try GatewardenBinary.run(["block", "198.51.100.0/24", "--for", "1h"] + arguments)
             try lab.sendSYNs(count: 5, port: 443)
-            _ = try lab.startUDPFlood(port: 443, seconds: 5, maximumPackets: 1000).finish()
+            _ = try lab.startUDPFlood(port: 443, seconds: 5, maximumPackets: 5000).finish()
         } catch {
             _ = try? GatewardenBinary.run(["unload"] + arguments, check: false)
             lab.remove()

@@ -21,7 +21,7 @@ struct PersistTests {
         try GatewardenBinary.run(arguments)
         #expect(try String(contentsOf: directory.appendingPathComponent("etc/policy.yaml"), encoding: .utf8) == policy)
         let ruleset = try String(contentsOf: directory.appendingPathComponent("etc/gatewarden.nft"), encoding: .utf8)
-        #expect(ruleset.contains("comment \"rate-source-v4\""))
+        #expect(ruleset.contains("comment \"synproxy-v4\""))
         let unit = try String(contentsOf: directory.appendingPathComponent("units/gatewarden@.service"), encoding: .utf8)
         #expect(unit.contains("ExecStart=\(GatewardenBinary.path) load --interface %i --xdp-mode native --policy \(directory.path)/etc/policy.yaml"))
         #expect(unit.contains("[Install]\nWantedBy=multi-user.target"))

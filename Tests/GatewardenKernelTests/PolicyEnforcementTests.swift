@@ -88,13 +88,13 @@ struct PolicyEnforcementTests {
         #expect(try lab.ruleCounter("rate-subnet-v6") == sent - received)
     }
 
-    @Test("SYNs over the SYN rate are dropped")
+    @Test("new connections over the per-source rate are reset")
     func synRate() throws {
         let (lab, arguments, file) = try lab(policy: Self.policy(limits: ["new_connections_per_source": "{rate: 10/second, burst: 20}"]))
         defer { teardown(lab, arguments, file) }
         let elapsed = try lab.burstSYNs(count: 100)
         let dropped = try lab.ruleCounter("new-connections-v4")
-        print("SYN rate: 100 SYNs in \(elapsed) s, \(dropped) dropped")
+        print("new connections: 100 SYNs in \(elapsed) s, \(dropped) reset")
         #expect(try lab.ruleCounter("syn-to-protected-ports") == 100)
         // The burst (20) passes, then 10 a second for as long as the SYNs took to leave.
         #expect(dropped <= 80 && Double(dropped) >= 80 - 10 * elapsed - 1)
@@ -123,34 +123,42 @@ struct PolicyEnforcementTests {
         defer { server.stop() }
         let result = try Command.run(["ip", "netns", "exec", lab.client, "python3", "-c", """
             import socket, errno
+            import time
             held, outcomes = [], []
+            # Behind synproxy the handshake completes first; the reset answers the connection's first
+            # segment, so each client sends one byte, as every real client does.
             for i in range(21):
                 s = socket.socket()
                 s.settimeout(3)
                 try:
                     s.connect(("\(lab.gatewayAddress)", 443))
+                    s.sendall(b"x")
                     held.append(s)
-                    outcomes.append("open")
-                except ConnectionRefusedError:
-                    outcomes.append("reset")
                 except OSError as e:
                     outcomes.append("error:" + str(e))
+            time.sleep(1)
             alive = 0
             for s in held:
                 try:
                     s.setblocking(False)
                     s.recv(1)
-                except BlockingIOError:
+                    outcomes.append("open")
                     alive += 1
-                except OSError:
-                    pass
+                except BlockingIOError:
+                    outcomes.append("open")
+                    alive += 1
+                except ConnectionResetError:
+                    outcomes.append("reset")
+                except OSError as e:
+                    outcomes.append("error:" + str(e))
             print(" ".join(outcomes))
             print(alive)
             """]).stdout.split(separator: "\n")
         let outcomes = result.first?.split(separator: " ").map(String.init) ?? []
         #expect(outcomes == Array(repeating: "open", count: 20) + ["reset"])
         #expect(result.last == "20", "the first 20 are still open")
-        #expect(try lab.ruleCounter("concurrent-connections-v4") == 1)
+        // The reset connection's segments (its byte, a retransmission) may each be refused.
+        #expect(try lab.ruleCounter("concurrent-connections-v4") >= 1)
     }
 
     @Test("escalation adds the /24 to the blocklist with a timeout, and the blocklist then drops it")
@@ -170,7 +178,8 @@ struct PolicyEnforcementTests {
         // Now banned on every port, not only the protected ones.
         let before = try lab.ruleCounter("escalated-v4")
         try lab.sendUDP(port: 53, perSource: 10)
-        #expect(try lab.ruleCounter("escalated-v4") == before + 10)
+        // At least: the burst's own connections, now banned, still retransmit their FINs.
+        #expect(try lab.ruleCounter("escalated-v4") >= before + 10)
     }
 
     @Test("an allowlisted address passes above every limit")

@@ -22,16 +22,19 @@ struct WalkingSkeletonTests {
         let exporter = try ExporterProcess(arguments: ["--netns", lab.gateway])
         defer { exporter.stop() }
         let xdpLabels = ["interface": lab.gatewayInterface, "action": "pass", "reason": "within_limit"]
-        let ruleLabels = ["table": "gatewarden", "chain": "input", "rule": "syn-to-protected-ports"]
+        let ruleLabels = ["table": "gatewarden", "chain": "prerouting", "rule": "syn-to-protected-ports"]
         let before = try exporter.get()
         let xdpBefore = try #require(Scrape.value(before, "gatewarden_xdp_packets_total", xdpLabels))
         let nftBefore = try #require(Scrape.value(before, "gatewarden_nft_rule_packets_total", ruleLabels))
 
+        // Datagrams for XDP (one packet each); SYNs for nftables' SYN counter (a handshake is more packets).
         let sent = 25
+        try lab.sendUDP(perSource: sent)
+        let afterDatagrams = try exporter.get()
+        #expect(Scrape.value(afterDatagrams, "gatewarden_xdp_packets_total", xdpLabels) == xdpBefore + Double(sent))
         try lab.sendSYNs(count: sent, port: 443)
 
         let after = try exporter.get()
-        #expect(Scrape.value(after, "gatewarden_xdp_packets_total", xdpLabels) == xdpBefore + Double(sent))
         #expect(Scrape.value(after, "gatewarden_nft_rule_packets_total", ruleLabels) == nftBefore + Double(sent))
         #expect(Scrape.value(after, "gatewarden_up", ["collector": "nftables"]) == 1)
         #expect(Scrape.value(after, "gatewarden_up", ["collector": "xdp"]) == 1)
@@ -50,7 +53,7 @@ struct WalkingSkeletonTests {
         let programAfter = try XDPInstance(layout: layout).link.info().programID
         #expect(programAfter != programBefore)
         let reloaded = try exporter.get()
-        #expect(Scrape.value(reloaded, "gatewarden_xdp_packets_total", xdpLabels) == xdpBefore + Double(sent))
+        #expect(Scrape.value(reloaded, "gatewarden_xdp_packets_total", xdpLabels) == Scrape.value(after, "gatewarden_xdp_packets_total", xdpLabels))
 
         // Unload leaves nothing: no program on the link, no pins, no table.
         try GatewardenBinary.run(["unload", "--interface", lab.gatewayInterface, "--netns", lab.gateway])
@@ -78,7 +81,7 @@ struct WalkingSkeletonTests {
         kill(first.process.processIdentifier, SIGKILL)
         first.process.waitUntilExit()
 
-        try lab.sendSYNs(count: 10, port: 80)
+        try lab.sendUDP(port: 80, perSource: 10)
         let second = try ExporterProcess(arguments: ["--netns", lab.gateway])
         defer { second.stop() }
         let text = try second.get()

@@ -8,37 +8,97 @@ struct NFTablesRulesetTests {
     func commentsAreUnique() {
         var policy = Policy.builtInDefault
         policy.ctMarkDrop = 7
-        let rules = NFTablesRuleset(policy: policy, conntrackMax: 1000).rules
+        let ruleset = NFTablesRuleset(policy: policy, conntrackMax: 1000)
+        let rules = ruleset.handshakeRules + ruleset.rules
         let comments = rules.compactMap { rule in rule.range(of: "comment \"").map { String(rule[$0.upperBound...].dropLast()) } }
         #expect(comments.count == rules.count)
         #expect(Set(comments).count == comments.count)
-        #expect(comments.first == "ct-mark-drop")
+        #expect(comments[ruleset.handshakeRules.count] == "ct-mark-drop")
     }
 
-    @Test("order: lists, then escalation before any limit can hide new connections, then the limits")
-    func order() {
-        let comments = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 1000).rules.map { rule in
-            String(rule[rule.range(of: "comment \"")!.upperBound...].dropLast())
+    private static func comments(_ rules: [String]) -> [String] {
+        rules.map { rule in String(rule[rule.range(of: "comment \"")!.upperBound...].dropLast()) }
+    }
+
+    @Test("order: lists, synproxy, escalation before any limit can hide new connections, then the limits")
+    func order() throws {
+        var policy = Policy.builtInDefault
+        policy.xdpEnabled = false
+        let comments = Self.comments(NFTablesRuleset(policy: policy, conntrackMax: 1000).rules)
+        let position = { (id: String) in try #require(comments.firstIndex(of: id)) }
+        #expect(try position("allowlist-v4") < position("blocklist-v4"))
+        #expect(try position("blocklist-v4") < position("synproxy-v4"))
+        #expect(try position("synproxy-v4") < position("escalate-subnet-v4"))
+        #expect(try position("escalate-subnet-v4") < position("rate-source-v4"))
+        #expect(try position("rate-source-v4") < position("new-connections-v4"))
+        #expect(try position("concurrent-connections-v4") < position("conntrack-cap"))
+    }
+
+    @Test("packet rates are XDP's: nftables meters them only with the XDP layer off, and never limits established traffic otherwise")
+    func packetRatesBelongToXDP() {
+        let withXDP = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 1000)
+        #expect(!withXDP.rules.contains { $0.contains("rate-source") || $0.contains("rate-subnet") })
+        let limiting = withXDP.rules.filter { $0.contains("limit rate") || $0.contains("ct count") }
+        #expect(!limiting.isEmpty)
+        #expect(limiting.allSatisfy { $0.contains("ct state new") }, "every limit judges completed handshakes only")
+    }
+
+    @Test("SYNs to the protected and auth ports are left untracked for synproxy; allowlisted sources keep ordinary tracking")
+    func synproxy() {
+        let ruleset = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 1000, handshake: HandshakeOptions(
+            mtu: 9000, tcpRmemMax: 33_554_432, rmemMax: 212_992, timestamps: false, selectiveAcknowledgements: true))
+        #expect(Self.comments(ruleset.handshakeRules) == ["syn-to-protected-ports", "allowlist-tracked-v4", "allowlist-tracked-v6", "syn-untracked"])
+        #expect(ruleset.handshakeRules.last == "tcp dport { 80, 443, 8443 } tcp flags & (fin | syn | rst | ack) == syn ct state invalid "
+            + "counter notrack comment \"syn-untracked\"")
+        #expect(ruleset.rules.contains("meta nfproto ipv4 tcp dport { 80, 443, 8443 } ct state invalid,untracked counter "
+            + "synproxy mss 8960 wscale 10 sack-perm comment \"synproxy-v4\""))
+        #expect(ruleset.rules.contains { $0.hasPrefix("meta nfproto ipv6") && $0.contains("synproxy mss 8940 wscale 10 sack-perm") })
+        #expect(ruleset.text.contains("chain prerouting {\n\t\ttype filter hook prerouting priority raw; policy accept;"))
+    }
+
+    @Test("the window scale synproxy promises is the one the kernel's own SYN-ACKs carry", arguments: [
+        (6_291_456, 212_992, 7), (33_554_432, 4_194_304, 10), (65_535, 65_535, 0), (1 << 40, 1, 14), (4096, 8_388_608, 8),
+    ])
+    func windowScale(tcpRmemMax: Int, rmemMax: Int, expected: Int) {
+        let options = HandshakeOptions(mtu: 1500, tcpRmemMax: tcpRmemMax, rmemMax: rmemMax, timestamps: true, selectiveAcknowledgements: true)
+        #expect(options.windowScale == expected)
+        #expect(options.ipv4MSS == 1460 && options.ipv6MSS == 1440)
+    }
+
+    @Test("observe mode: limits count and decide nothing, escalation bans nothing, bans still drop")
+    func observe() {
+        var policy = Policy.builtInDefault
+        policy.mode = .observe
+        policy.xdpEnabled = false
+        policy.logPrefix = "gw: "
+        let rules = NFTablesRuleset(policy: policy, conntrackMax: 1000).rules
+        let enforced = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 1000)
+        #expect(Self.comments(rules).filter { !$0.hasPrefix("rate-") } == Self.comments(enforced.rules), "rule ids are kept")
+        let limits = ["escalate-subnet", "rate-", "auth-subnet", "new-connections", "concurrent-connections", "conntrack-cap"]
+        for rule in rules where limits.contains(where: { Self.comments([rule])[0].hasPrefix($0) }) {
+            #expect(!rule.contains(" drop") && !rule.contains("reject") && !rule.contains("add @blocked_subnets"), "\(rule)")
+            #expect(rule.contains("counter log prefix \"gw: \" comment"), "\(rule)")
         }
-        let position = { (id: String) in comments.firstIndex(of: id)! }
-        #expect(position("allowlist-v4") < position("blocklist-v4"))
-        #expect(position("blocklist-v4") < position("escalate-subnet-v4"))
-        #expect(position("escalate-subnet-v4") < position("rate-source-v4"))
-        #expect(position("rate-source-v4") < position("new-connections-v4"))
-        #expect(position("concurrent-connections-v4") < position("conntrack-cap"))
+        #expect(rules.contains { $0.contains("@block_v4 counter log prefix \"gw: \" drop comment \"blocklist-v4\"") })
+        #expect(rules.contains { $0.contains("@blocked_subnets_v4 counter log prefix \"gw: \" drop comment \"escalated-v4\"") })
+        #expect(rules.contains { $0.contains("synproxy") })
     }
 
     @Test("the seed limits, the subnet masks and the conntrack cap at 80% of nf_conntrack_max")
     func defaults() {
+        var withoutXDP = Policy.builtInDefault
+        withoutXDP.xdpEnabled = false
+        let meters = NFTablesRuleset(policy: withoutXDP, conntrackMax: 262144).text
+        #expect(meters.contains("update @rate_source_v4 { ip saddr limit rate over 1000/second burst 2000 packets }"))
+        #expect(meters.contains("update @rate_subnet_v4 { ip saddr & 255.255.255.0 limit rate over 500/second burst 1000 packets }"))
+        #expect(meters.contains("update @rate_subnet_v6 { ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over 500/second"))
         let text = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 262144).text
-        #expect(text.contains("update @rate_source_v4 { ip saddr limit rate over 100/second burst 200 packets }"))
-        #expect(text.contains("update @rate_subnet_v4 { ip saddr & 255.255.255.0 limit rate over 500/second burst 1000 packets }"))
-        #expect(text.contains("update @rate_subnet_v6 { ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over 500/second"))
-        #expect(text.contains("update @new_connections_v4 { ip saddr limit rate over 20/second burst 40 packets }"))
+        #expect(text.contains("tcp dport { 80, 443 } ct state new update @new_connections_v4 { ip saddr limit rate over 20/second burst 40 packets } "
+            + "counter reject with tcp reset"))
         #expect(text.contains("add @connections_v4 { ip saddr ct count over 20 } counter reject with tcp reset"))
         #expect(text.contains("tcp dport { 8443 } ct state new update @auth_subnet_v4 { ip saddr & 255.255.255.0 limit rate over 20/minute burst 5 packets }"))
         #expect(text.contains("add @blocked_subnets_v4 { ip saddr & 255.255.255.0 timeout 30m }"))
-        #expect(text.contains("ct count over 209715 counter drop comment \"conntrack-cap\""))
+        #expect(text.contains("ct state new ct count over 209715 counter reject with tcp reset comment \"conntrack-cap\""))
         #expect(text.contains("set block_v4 { type ipv4_addr; flags interval, timeout; timeout 1h; size 65536; }"))
     }
 
@@ -55,8 +115,11 @@ struct NFTablesRulesetTests {
         var policy = Policy.builtInDefault
         policy.blocklist = [try AddressPrefix("198.51.100.0/24")]
         policy.logPrefix = "gatewarden: "
+        policy.xdpEnabled = false
         let lines = NFTablesRuleset(policy: policy, conntrackMax: 1000).applyTransaction.split(separator: "\n").map(String.init)
-        #expect(lines.prefix(3) == ["add table inet gatewarden",
+        #expect(lines.prefix(5) == ["add table inet gatewarden",
+                                    "add chain inet gatewarden prerouting { type filter hook prerouting priority raw; policy accept; }",
+                                    "flush chain inet gatewarden prerouting",
                                     "add chain inet gatewarden input { type filter hook input priority filter - 10; policy accept; }",
                                     "flush chain inet gatewarden input"])
         #expect(!lines.contains { $0.hasPrefix("delete set inet gatewarden block_v4") })
@@ -73,7 +136,8 @@ struct NFTablesRulesetTests {
         policy.xdpEnabled = enabled
         policy.perSubnet = Rate(30, per: .minute, burst: 10)
         let limits = policy.xdpLimits
-        #expect(limits.source == (enabled ? .init(packetsPerSecond: 100, burst: 200) : .init(packetsPerSecond: 0, burst: 0)))
+        #expect(limits.source == (enabled ? .init(packetsPerSecond: 1000, burst: 2000) : .init(packetsPerSecond: 0, burst: 0)))
+        #expect(!limits.observe)
         #expect(limits.subnet == (enabled ? .init(packets: 30, perSeconds: 60, burst: 10) : .init(packetsPerSecond: 0, burst: 0)))
         #expect(limits.protectedPorts == [80, 443])
     }

@@ -46,7 +46,8 @@ struct Deployment {
 
     func install(policy: Policy, mode requested: XDPModeChoice, force: Bool = false) throws -> Outcome {
         let interfaceIndex = try NetworkInterface.index(of: interface, in: namespace)
-        let ruleset = try Self.checkedRuleset(policy: policy, namespace: namespace)
+        let ruleset = try Self.checkedRuleset(policy: policy, namespace: namespace,
+                                              handshake: try SynproxyHost.handshakeOptions(interface: interface, in: namespace))
         warnAboutBanSetChanges(policy: policy)
 
         let link = XDPLink(pinPath: layout.link)
@@ -86,6 +87,7 @@ struct Deployment {
                                   wallClockNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9))
             // A fresh context for the transaction: libnftables 1.0.6 can abort printing an error when a
             // context that ran a dry run is reused (its cache points into the earlier command buffer).
+            try SynproxyHost.requireStrictTracking(in: namespace)
             try NFTables(namespace: namespace).run(ruleset.applyTransaction)
             return Outcome(replaced: replacing, programID: programID, mode: mode, pins: layout.directory,
                            interface: interface, namespace: namespace)
@@ -114,9 +116,10 @@ struct Deployment {
     ///
     /// The conntrack cap is a share of nf_conntrack_max, which exists once nf_conntrack is loaded;
     /// the first dry run (its `ct` rules) loads the module when it is not, then the value is read.
-    static func checkedRuleset(policy: Policy, namespace: NetworkNamespace) throws -> NFTablesRuleset {
-        try NFTables(namespace: namespace).run(NFTablesRuleset(policy: policy).applyTransaction, dryRun: true)
-        let ruleset = NFTablesRuleset(policy: policy, conntrackMax: try Conntrack.maximum(in: namespace))
+    static func checkedRuleset(policy: Policy, namespace: NetworkNamespace,
+                               handshake: HandshakeOptions = .linuxDefault) throws -> NFTablesRuleset {
+        try NFTables(namespace: namespace).run(NFTablesRuleset(policy: policy, handshake: handshake).applyTransaction, dryRun: true)
+        let ruleset = NFTablesRuleset(policy: policy, conntrackMax: try Conntrack.maximum(in: namespace), handshake: handshake)
         if policy.conntrackCapPercent != nil && ruleset.conntrackCap == nil {
             FileHandle.standardError.write(Data("gatewarden: nf_conntrack is not loaded: no conntrack cap rule\n".utf8))
         }

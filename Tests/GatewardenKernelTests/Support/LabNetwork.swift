@@ -59,8 +59,9 @@ final class LabNetwork {
         }
     }
 
-    /// Sends `count` TCP SYNs from the client to the gateway's `port` (each a connect() that the
-    /// gateway refuses with a reset: exactly one SYN per attempt, no retransmissions).
+    /// Sends `count` TCP SYNs from the client to the gateway's `port`: each a connect() that ends in a
+    /// reset (refused by a closed port, or, behind Gatewarden's synproxy, reset once the handshake it
+    /// completed reaches the closed port): exactly one SYN per attempt, no retransmissions.
     func sendSYNs(count: Int, port: Int) throws {
         let script = """
         import socket, errno
@@ -69,7 +70,7 @@ final class LabNetwork {
             s.settimeout(5)
             try:
                 s.connect(("\(gatewayAddress)", \(port)))
-            except ConnectionRefusedError:
+            except (ConnectionRefusedError, ConnectionResetError):
                 pass
             finally:
                 s.close()

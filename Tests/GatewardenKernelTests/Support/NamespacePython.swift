@@ -128,9 +128,9 @@ extension LabNetwork {
         }
     }
 
-    /// Packets counted by the Gatewarden rule whose comment is `rule`, as nft lists it.
+    /// Packets counted by the Gatewarden rule whose comment is `rule` (in either chain), as nft lists it.
     func ruleCounter(_ rule: String) throws -> Int {
-        let listing = try inGateway(["nft", "list", "chain", "inet", "gatewarden", "input"]).stdout
+        let listing = try inGateway(["nft", "-t", "list", "table", "inet", "gatewarden"]).stdout
         guard let line = listing.split(separator: "\n").first(where: { $0.contains("comment \"\(rule)\"") }),
               let range = line.range(of: #"packets \d+"#, options: .regularExpression) else { return -1 }
         return Int(line[range].dropFirst("packets ".count)) ?? -1

@@ -1,0 +1,40 @@
+/// The TCP options nftables' `synproxy` answers a SYN with. The SYN cookie's SYN-ACK is sent
+/// before the server has seen the connection, so what it promises must match what the server's
+/// own stack will do: a window scale other than the server's corrupts every window after the
+/// handshake, and an MSS above the path's MTU leaves full-sized segments undeliverable.
+///
+///     let options = HandshakeOptions(mtu: 1500, tcpRmemMax: 6_291_456, rmemMax: 212_992,
+///                                    timestamps: true, selectiveAcknowledgements: true)
+///     options.windowScale   // 7, as the kernel computes it for its own SYN-ACKs
+public struct HandshakeOptions: Sendable, Equatable {
+    public var ipv4MSS: Int
+    public var ipv6MSS: Int
+    public var windowScale: Int
+    public var timestamps: Bool
+    public var selectiveAcknowledgements: Bool
+
+    /// For an interface MTU and the server's TCP settings (`net.ipv4.tcp_rmem`'s maximum,
+    /// `net.core.rmem_max`, `net.ipv4.tcp_timestamps`, `net.ipv4.tcp_sack`).
+    public init(mtu: Int, tcpRmemMax: Int, rmemMax: Int, timestamps: Bool, selectiveAcknowledgements: Bool) {
+        // IPv4 + TCP headers take 40 bytes, IPv6 + TCP 60.
+        ipv4MSS = max(536, mtu - 40)
+        ipv6MSS = max(1220, mtu - 60)
+        // tcp_select_initial_window(): the scale that fits the largest receive buffer in 16 bits.
+        let space = max(tcpRmemMax, rmemMax, 1)
+        windowScale = min(14, max(0, (Int.bitWidth - 1 - space.leadingZeroBitCount) - 15))
+        self.timestamps = timestamps
+        self.selectiveAcknowledgements = selectiveAcknowledgements
+    }
+
+    /// A 1500-byte MTU and Linux's defaults: what `render` shows without an interface to read.
+    public static let linuxDefault = HandshakeOptions(mtu: 1500, tcpRmemMax: 6_291_456, rmemMax: 212_992,
+                                                      timestamps: true, selectiveAcknowledgements: true)
+
+    /// The `synproxy` statement's options for one address family.
+    func statement(ipv6: Bool) -> String {
+        var words = ["synproxy mss \(ipv6 ? ipv6MSS : ipv4MSS) wscale \(windowScale)"]
+        if timestamps { words.append("timestamp") }
+        if selectiveAcknowledgements { words.append("sack-perm") }
+        return words.joined(separator: " ")
+    }
+}

@@ -1,0 +1,39 @@
+import Foundation
+import GatewardenKernel
+import GatewardenPolicy
+
+/// What the ruleset's synproxy needs from the host it runs on.
+///
+/// synproxy answers SYNs itself, so its SYN-ACK must promise what the server will do (the MSS of the
+/// interface, the window scale and options of the namespace's TCP stack). And the ACK that returns
+/// a cookie must reach synproxy as `ct state invalid`: with `nf_conntrack_tcp_loose` on (the
+/// default), conntrack would instead adopt it as an established connection the server never saw.
+enum SynproxyHost {
+    static let looseTracking = "net/netfilter/nf_conntrack_tcp_loose"
+
+    /// The handshake options for `interface`, read from the kernel.
+    static func handshakeOptions(interface: String, in namespace: NetworkNamespace) throws -> HandshakeOptions {
+        let defaults = HandshakeOptions.linuxDefault
+        return HandshakeOptions(
+            mtu: try NetworkInterface.mtu(of: interface, in: namespace),
+            tcpRmemMax: try Sysctl.integers("net/ipv4/tcp_rmem", in: namespace)?.last ?? 6_291_456,
+            rmemMax: try Sysctl.integers("net/core/rmem_max", in: namespace)?.first ?? 212_992,
+            timestamps: try Sysctl.read("net/ipv4/tcp_timestamps", in: namespace).map { $0 != "0" } ?? defaults.timestamps,
+            selectiveAcknowledgements: try Sysctl.read("net/ipv4/tcp_sack", in: namespace).map { $0 != "0" }
+                ?? defaults.selectiveAcknowledgements)
+    }
+
+    /// Turns loose TCP tracking off in the namespace (nf_conntrack is loaded by the ruleset's dry
+    /// run), saying so when it changes it. Connections already tracked are unaffected; one that
+    /// conntrack has never seen is no longer picked up mid-stream.
+    static func requireStrictTracking(in namespace: NetworkNamespace) throws {
+        guard let current = try Sysctl.read(looseTracking, in: namespace) else {
+            throw KernelError(operation: "nf_conntrack is not loaded in \(namespace) (no \(Sysctl.path(looseTracking))); "
+                + "synproxy needs it: run `modprobe nf_conntrack`")
+        }
+        guard current != "0" else { return }
+        try Sysctl.write(looseTracking, "0", in: namespace)
+        FileHandle.standardError.write(Data(("gatewarden: set net.netfilter.nf_conntrack_tcp_loose=0 in \(namespace) "
+            + "(synproxy needs the handshake's ACK to reach it untracked)\n").utf8))
+    }
+}

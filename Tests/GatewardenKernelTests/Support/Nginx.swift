@@ -1,0 +1,71 @@
+import Foundation
+
+/// A real nginx in a network namespace: TLS (a self-signed certificate made for the run, a shared
+/// session cache) on 443 and plain HTTP on 80, both answering `GET /` with `ok`, a worker process
+/// and access log off. Everything lives in a temporary folder that `stop()` removes.
+///
+/// nginx daemonizes, so it is stopped by the PID in its pid file (a process this test started).
+final class Nginx {
+    let namespace: String
+    let directory: URL
+    private var stopped = false
+
+    init(namespace: String, clientHeaderTimeoutSeconds: Int = 60) throws {
+        self.namespace = namespace
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("gwt-nginx-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        do {
+            try Command.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=gateway",
+                             "-keyout", path("key.pem"), "-out", path("cert.pem")])
+            let config = """
+                worker_processes 1;
+                pid \(path("nginx.pid"));
+                error_log \(path("error.log"));
+                events { worker_connections 4096; }
+                http {
+                    access_log off;
+                    client_body_temp_path \(path("body")); proxy_temp_path \(path("proxy"));
+                    fastcgi_temp_path \(path("fastcgi")); uwsgi_temp_path \(path("uwsgi")); scgi_temp_path \(path("scgi"));
+                    ssl_session_cache shared:gatewarden_test:1m;
+                    client_header_timeout \(clientHeaderTimeoutSeconds)s;
+                    keepalive_requests 100000;
+                    server {
+                        listen 443 ssl backlog=4096;
+                        listen 80 backlog=4096;
+                        ssl_certificate \(path("cert.pem"));
+                        ssl_certificate_key \(path("key.pem"));
+                        location / { return 200 "ok\\n"; }
+                    }
+                }
+                """
+            try config.write(toFile: path("nginx.conf"), atomically: true, encoding: .utf8)
+            // nginx daemonizes: its daemon would hold a captured output open, so the output goes to its
+            // error log (the exit status still says whether it started).
+            try Command.run(["sh", "-c", "exec ip netns exec \"$0\" nginx -c \"$1\" >>\"$2\" 2>&1",
+                             namespace, path("nginx.conf"), path("error.log")])
+        } catch {
+            stop()
+            throw error
+        }
+    }
+
+    private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    /// nginx's master process, from its pid file.
+    var pid: pid_t? {
+        (try? String(contentsOfFile: path("nginx.pid"), encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// Stops nginx (fast shutdown) and removes its folder; safe to call more than once.
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        if let pid, kill(pid, SIGTERM) == 0 {
+            let deadline = Date().addingTimeInterval(5)
+            while kill(pid, 0) == 0 && Date() < deadline { usleep(20_000) }
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit { stop() }
+}

@@ -7,6 +7,9 @@
 # before 5.8); attaching XDP and changing nftables needs CAP_NET_ADMIN; --netns needs CAP_SYS_ADMIN
 # (setns) and /run/netns mounted in. Run with the host network (the interfaces and tables are the
 # host's) and the host's bpffs at /sys/fs/bpf (the pins must outlive the container).
+# Mount it on the host first if it is not (`mount -t bpf bpf /sys/fs/bpf`, or any `gatewarden load`
+# on the host): a bpffs that `load` mounts inside the container lives only as long as the container,
+# and its pins with it.
 # `--privileged` grants all of these; a tighter set is:
 #   --cap-add BPF --cap-add PERFMON --cap-add NET_ADMIN --cap-add SYS_ADMIN
 

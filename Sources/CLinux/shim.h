@@ -2,6 +2,11 @@
 #define GATEWARDEN_CLINUX_SHIM_H
 /* Linux calls that glibc declares only under _GNU_SOURCE, which Swift's Glibc module lacks. */
 #include <linux/sched.h>
+/* bpffs (BPFFilesystem): statfs and BPF_FS_MAGIC, mount, flock; not in Swift's Glibc module. */
+#include <linux/magic.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/vfs.h>
 
 int setns(int fd, int nstype);
 /* The mask is a cpu_set_t, declared here as bytes so no GNU-only type is needed. */

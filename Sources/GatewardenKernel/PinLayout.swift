@@ -12,7 +12,7 @@ import Glibc
 /// The pinned link keeps the program attached after the loader exits; the pinned maps
 /// keep counters, limits and bans across reloads and exporter restarts.
 public struct PinLayout: Sendable, Equatable {
-    public static let defaultRoot = "/sys/fs/bpf/gatewarden"
+    public static let defaultRoot = "\(BPFFilesystem.defaultPath)/gatewarden"
 
     public let root: String
     public let namespace: NetworkNamespace
@@ -28,6 +28,17 @@ public struct PinLayout: Sendable, Equatable {
     public static func namespaceDirectory(root: String = defaultRoot, namespace: NetworkNamespace) -> String {
         if let name = namespace.name { return "\(root)/netns/\(name)" }
         return "\(root)/host"
+    }
+
+    /// The bpffs `load` mounts when it is missing: the default root's (/sys/fs/bpf) only; a
+    /// caller choosing another root provides its filesystem.
+    public var managedFilesystem: BPFFilesystem? { root == Self.defaultRoot ? BPFFilesystem() : nil }
+
+    /// Why no instance is found here, for "not loaded" errors: bpffs missing (so no pin can be
+    /// seen: a fresh machine, or inside `ip netns exec`), or nothing pinned for the interface.
+    public var absence: String {
+        if let bpffs = managedFilesystem, !bpffs.isMounted { return "no bpffs at \(bpffs.path), where its pins live" }
+        return "nothing at \(directory)"
     }
 
     public var namespaceDirectory: String { Self.namespaceDirectory(root: root, namespace: namespace) }

@@ -51,7 +51,7 @@ struct Unblock: ParsableCommand {
 func loadedMaps(_ instance: InstanceOptions) throws -> XDPMaps {
     let layout = PinLayout(namespace: try instance.namespace(), interface: instance.interface)
     guard FileManager.default.fileExists(atPath: layout.directory) else {
-        throw ValidationError("Gatewarden is not loaded on '\(instance.interface)' in \(layout.namespace) (nothing at \(layout.directory))")
+        throw ValidationError("Gatewarden is not loaded on '\(instance.interface)' in \(layout.namespace) (\(layout.absence))")
     }
     return try XDPMaps(layout: layout)
 }

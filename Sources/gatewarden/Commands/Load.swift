@@ -11,7 +11,8 @@ struct Load: ParsableCommand {
         exits (its bpf_link is pinned), and running `load` again replaces it atomically, keeping the \
         pinned maps: counters and state survive reloads. The nftables table is checked before anything \
         is applied, and replaced in one transaction that keeps the bans; a policy with any problem \
-        changes nothing. The XDP limits are written into the program's config map in place.
+        changes nothing. The XDP limits are written into the program's config map in place. Pins need \
+        bpffs at /sys/fs/bpf: where none is mounted, load mounts it and says so.
         """
     )
 

@@ -65,6 +65,11 @@ struct Serve: ParsableCommand {
         let scheme = configuration.webConfig.tls == nil ? "http" : "https"
         FileHandle.standardError.write(Data(
             "gatewarden: serving \(scheme) \(telemetryPath) on port \(server.port) for \(namespace)\n".utf8))
+        let bpffs = BPFFilesystem()
+        if !bpffs.isMounted {
+            FileHandle.standardError.write(Data(
+                "gatewarden: no bpffs at \(bpffs.path) yet: no XDP instance to read until `gatewarden load` mounts it\n".utf8))
+        }
         let signal = stopSignals.wait()
         server.stop()
         FileHandle.standardError.write(Data("gatewarden: stopped on signal \(signal)\n".utf8))

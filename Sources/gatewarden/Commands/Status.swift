@@ -16,7 +16,8 @@ struct Status: ParsableCommand {
         let namespace = try NetworkNamespace(optionalName: netns)
         let interfaces = PinLayout.interfaces(namespace: namespace)
         guard !interfaces.isEmpty else {
-            print("Gatewarden is not loaded in \(namespace)")
+            let bpffs = BPFFilesystem()
+            print("Gatewarden is not loaded in \(namespace)" + (bpffs.isMounted ? "" : " (no bpffs at \(bpffs.path), where its pins live)"))
             return
         }
         for interface in interfaces {

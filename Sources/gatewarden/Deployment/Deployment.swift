@@ -49,6 +49,7 @@ struct Deployment {
         let ruleset = try Self.checkedRuleset(policy: policy, namespace: namespace,
                                               handshake: try SynproxyHost.handshakeOptions(interface: interface, in: namespace))
         warnAboutBanSetChanges(policy: policy)
+        try mountFilesystemIfMissing()
 
         let link = XDPLink(pinPath: layout.link)
         try dropSeveredLink(link, interfaceIndex: interfaceIndex)
@@ -98,6 +99,17 @@ struct Deployment {
             }
             throw error
         }
+    }
+
+    /// Pins need bpffs: mounts it where it is missing (a fresh machine has none) and says so.
+    private func mountFilesystemIfMissing() throws {
+        guard let bpffs = layout.managedFilesystem, try bpffs.mountIfMissing() else { return }
+        var note = "gatewarden: mounted bpffs at \(bpffs.path) (it was not mounted)\n"
+        if BPFFilesystem.inPrivateMountNamespace {
+            note += "gatewarden: this mount namespace is not the host's (ip netns exec, unshare -m): "
+                + "the pins, and so the protection, last only as long as it does; from the host, use --netns\n"
+        }
+        FileHandle.standardError.write(Data(note.utf8))
     }
 
     /// A link whose interface was deleted (or deleted and recreated) is severed for good: it can no
@@ -197,6 +209,11 @@ struct Deployment {
     /// Detaches the program, removes the pins `load` made and, when no other instance in the
     /// namespace remains, the nftables table. Returns what it removed.
     func remove(keepingTable: Bool = false) throws -> [String] {
+        // Without bpffs no pin can be seen, this instance's or another's: not loaded here, and the
+        // table, which other instances may still need, stays.
+        if let bpffs = layout.managedFilesystem, !bpffs.isMounted {
+            throw KernelError(operation: "Gatewarden is not loaded on '\(interface)' in \(namespace) (\(layout.absence))")
+        }
         var removed: [String] = []
         let link = XDPLink(pinPath: layout.link)
         if link.exists {
@@ -218,8 +235,7 @@ struct Deployment {
             }
         }
         guard !removed.isEmpty else {
-            throw KernelError(operation: "Gatewarden is not loaded on '\(interface)' in \(namespace) "
-                + "(nothing at \(layout.directory))")
+            throw KernelError(operation: "Gatewarden is not loaded on '\(interface)' in \(namespace) (\(layout.absence))")
         }
         return removed
     }

@@ -16,7 +16,8 @@ import GatewardenKernel
 ///     ...attach...
 ///     try upgrade.commit()               // after the new program runs
 struct PinnedMapUpgrade {
-    static let pendingSuffix = ".upgrade"
+    /// Pending pins are named `pending-NAME` (bpffs refuses names with a dot).
+    static func pendingName(_ name: String) -> String { "pending-" + name }
 
     let layout: PinLayout
     /// Maps to replace, with the definition pinned now and the one wanted.
@@ -43,7 +44,7 @@ struct PinnedMapUpgrade {
 
     var isEmpty: Bool { replacements.isEmpty }
 
-    private func pendingPath(_ name: String) -> String { layout.map(name) + Self.pendingSuffix }
+    private func pendingPath(_ name: String) -> String { layout.map(Self.pendingName(name)) }
 
     /// Points the replaced maps at their pending pins (cleared of any left by an earlier failure),
     /// so `load` creates them afresh instead of refusing the pinned ones. Call after `pinMaps`.
@@ -81,6 +82,6 @@ struct PinnedMapUpgrade {
 
     /// Pending pins that a crash may have left in an instance folder (for `unload`).
     static func leftovers(in layout: PinLayout, mapNames: [String]) -> [String] {
-        mapNames.map { layout.map($0) + pendingSuffix }.filter { FileManager.default.fileExists(atPath: $0) }
+        mapNames.map { layout.map(pendingName($0)) }.filter { FileManager.default.fileExists(atPath: $0) }
     }
 }

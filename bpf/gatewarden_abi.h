@@ -13,16 +13,17 @@
 
 #include <linux/types.h>
 
-#define GW_ABI_VERSION 5
+#define GW_ABI_VERSION 6
 
 /* What the program did with a packet. */
 enum gw_action {
 	GW_ACTION_PASS = 0,
 	GW_ACTION_DROP = 1,
-	GW_ACTION_COUNT = 2,
+	GW_ACTION_WOULD_DROP = 2, /* observe mode: over a rate limit, counted and passed */
+	GW_ACTION_COUNT = 3,
 };
 
-/* Why it did it. Pass and drop share one list so one index names a counter. */
+/* Why it did it. Every action shares one list so one index names a counter. */
 enum gw_reason {
 	GW_REASON_WITHIN_LIMIT = 0, /* pass: protected port, under every limit */
 	GW_REASON_UNPROTECTED = 1,  /* pass: IP traffic to a port we do not limit */
@@ -30,8 +31,8 @@ enum gw_reason {
 	GW_REASON_MALFORMED = 3,    /* pass: truncated or inconsistent headers */
 	GW_REASON_ALLOWLIST = 4,    /* pass: source in the allowlist, never limited */
 	GW_REASON_BLOCKLIST = 5,    /* drop: source in the blocklist, entry not expired */
-	GW_REASON_RATE_IP = 6,      /* drop: over the per-source limit */
-	GW_REASON_RATE_SUBNET = 7,  /* drop: over the per-subnet limit */
+	GW_REASON_RATE_IP = 6,      /* drop (would_drop in observe mode): over the per-source limit */
+	GW_REASON_RATE_SUBNET = 7,  /* drop (would_drop in observe mode): over the per-subnet limit */
 	GW_REASON_UNSUPPORTED = 8,  /* pass: headers we do not walk (too many IPv6 extensions, ESP) */
 	GW_REASON_COUNT = 9,
 };
@@ -120,6 +121,9 @@ struct gw_config {
 	__u32 blocklist_entries;  /* likewise */
 	__u32 list_generation;    /* bumped after every allow/block change; starts at 1 */
 	__u32 sighting_window;    /* in GW_SIGHTING_UNIT_SHIFT units; see gw_sightings. 0 tracks every key at once */
+	__u32 observe;            /* non-zero: a packet over a rate limit is counted as would_drop and passed;
+	                           * buckets and offenders are kept exactly as for a drop. Bans still drop. */
+	__u32 reserved;           /* zero; keeps the size a multiple of 8 */
 };
 
 /* gw_list_filter: a 65536-bit map of the address space, one bit per IPv4 /16 (the top 16 bits)

@@ -9,6 +9,7 @@
  *   3. protected ports only (non-first fragments count: they carry no port to exempt them):
  *      per-source GCRA (/32, /128)   -> drop when over
  *      per-subnet GCRA (/24, /48-/64) -> drop when over
+ *      (observe mode, gw_config.observe: counted as would_drop and passed instead; bans still drop)
  * Every decision lands in a per-CPU (action, reason) counter.
  *
  * Rate state is one 64-bit word per key (the GCRA theoretical arrival time) updated by
@@ -316,6 +317,15 @@ static __always_inline int count(__u32 action, __u32 reason, __u64 bytes)
 		counter->bytes += bytes;
 	}
 	return action == GW_ACTION_DROP ? XDP_DROP : XDP_PASS;
+}
+
+/* A packet over a rate limit: dropped, or in observe mode counted as would_drop and passed.
+ * Everything before this (the bucket's charge, its drop count, the offender entry) is the same in
+ * both modes, so would_drop counts what enforce mode drops and the top offenders are the same.
+ * Only the drop paths read the flag: the pass path is unchanged. */
+static __always_inline int over_limit(const struct gw_config *config, __u32 reason, __u64 bytes)
+{
+	return count(config->observe ? GW_ACTION_WOULD_DROP : GW_ACTION_DROP, reason, bytes);
 }
 
 static __always_inline void lpm_key_from(struct gw_lpm_key *key, const struct gw_addr *addr)
@@ -646,10 +656,10 @@ int gatewarden_xdp(struct xdp_md *ctx)
 
 	if (!charge(&gw_sources, GW_OFFENDER_SOURCE, source, &facts.source, now,
 		    config->subnet_interval_ns ? 0 : sighted_at, config->source_interval_ns, config->source_tolerance_ns))
-		return count(GW_ACTION_DROP, GW_REASON_RATE_IP, bytes);
+		return over_limit(config, GW_REASON_RATE_IP, bytes);
 	if (config->subnet_interval_ns && !charge(&gw_subnets, GW_OFFENDER_SUBNET, subnet, &subnet_key, now, sighted_at,
 						  config->subnet_interval_ns, config->subnet_tolerance_ns))
-		return count(GW_ACTION_DROP, GW_REASON_RATE_SUBNET, bytes);
+		return over_limit(config, GW_REASON_RATE_SUBNET, bytes);
 
 	return count(GW_ACTION_PASS, GW_REASON_WITHIN_LIMIT, bytes);
 }

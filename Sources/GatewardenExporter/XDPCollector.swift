@@ -24,8 +24,12 @@ public struct XDPCollector: Collector {
         var requested = MetricFamily(name: "gatewarden_xdp_requested_mode",
                                      help: "The XDP mode the operator asked for at load (native, generic or auto); always 1.",
                                      type: .gauge)
+        var enforcement = MetricFamily(name: "gatewarden_xdp_enforcement_mode",
+                                       help: "Whether the XDP rate limits drop (enforce) or only count would_drop (observe); always 1.",
+                                       type: .gauge)
         var packets = MetricFamily(name: "gatewarden_xdp_packets_total",
-                                   help: "Packets seen by the XDP program, by action and reason.", type: .counter)
+                                   help: "Packets seen by the XDP program, by action (pass, drop, would_drop: observe mode) and reason.",
+                                   type: .counter)
         var bytes = MetricFamily(name: "gatewarden_xdp_bytes_total",
                                  help: "Bytes seen by the XDP program, by action and reason.", type: .counter)
         var entries = MetricFamily(name: "gatewarden_xdp_map_entries",
@@ -35,10 +39,10 @@ public struct XDPCollector: Collector {
         var blocklist = MetricFamily(name: "gatewarden_blocklist_entries",
                                      help: "Entries in a blocklist, by address family and enforcing layer.", type: .gauge)
         var top = MetricFamily(name: "gatewarden_top_source_dropped_packets",
-                               help: "Packets dropped for rate from the top offending sources and subnets (bounded to the top K).",
+                               help: "Packets dropped (in observe mode: would have been dropped) for rate from the top offending sources and subnets (bounded to the top K).",
                                type: .gauge)
 
-        var all: [MetricFamily] { [attached, requested, packets, bytes, entries, capacity, blocklist, top] }
+        var all: [MetricFamily] { [attached, requested, enforcement, packets, bytes, entries, capacity, blocklist, top] }
     }
 
     public func collect() throws -> [MetricFamily] {
@@ -71,6 +75,9 @@ public struct XDPCollector: Collector {
         }
 
         let limits = try maps.limits()
+        if let limits {
+            families.enforcement.add(["interface": interface, "mode": limits.observe ? "observe" : "enforce"], 1)
+        }
         for map in [maps.sources, maps.subnets, maps.offenders] {
             families.entries.add(["interface": interface, "map": map.info.name], Double(try maps.entries(of: map)))
             families.capacity.add(["interface": interface, "map": map.info.name], Double(map.info.maxEntries))

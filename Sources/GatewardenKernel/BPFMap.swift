@@ -19,6 +19,12 @@ public final class BPFMap: @unchecked Sendable {
         public var keySize: Int
         public var valueSize: Int
         public var maxEntries: UInt32
+        public var flags: UInt32 = 0
+
+        /// What libbpf compares before it reuses a pinned map.
+        public var definition: BPFMapDefinition {
+            BPFMapDefinition(type: type, keySize: keySize, valueSize: valueSize, maxEntries: maxEntries, flags: flags)
+        }
 
         public var isPerCPU: Bool {
             [BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH]
@@ -53,7 +59,8 @@ public final class BPFMap: @unchecked Sendable {
                 String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
             return Info(id: raw.pointee.id, name: name, type: raw.pointee.type, keySize: Int(raw.pointee.key_size),
-                        valueSize: Int(raw.pointee.value_size), maxEntries: raw.pointee.max_entries)
+                        valueSize: Int(raw.pointee.value_size), maxEntries: raw.pointee.max_entries,
+                        flags: raw.pointee.map_flags)
         }
     }
 
@@ -206,4 +213,23 @@ extension BPFMap {
         guard errno == ENOENT else { throw KernelError.fromErrno("list keys of map \(info.name)") }
         return keys
     }
+}
+
+extension BPFMap {
+    /// The raw bytes at array index `index` (every CPU's value, at an 8-byte stride, for per-CPU
+    /// maps), or nil if absent: for reading a layout this build does not know.
+    public func rawValue(at index: UInt32) throws -> [UInt8]? {
+        guard info.keySize == MemoryLayout<UInt32>.size else {
+            throw KernelError(operation: "map \(info.name): raw reads need 4-byte keys")
+        }
+        var key = index
+        var bytes = [UInt8](repeating: 0, count: info.isPerCPU ? perCPUStride * Self.possibleCPUs : info.valueSize)
+        let result = bytes.withUnsafeMutableBytes { bpf_map_lookup_elem(descriptor.rawValue, &key, $0.baseAddress) }
+        if result != 0 {
+            if errno == ENOENT { return nil }
+            throw KernelError.fromErrno("look up map \(info.name)")
+        }
+        return bytes
+    }
+
 }

@@ -63,6 +63,26 @@ public final class BPFObject {
         }
     }
 
+    /// A map's definition as it will be created (call before `load`, after any `setMaxEntries`):
+    /// what libbpf compares with a pinned map before reusing it.
+    public func mapDefinition(named name: String) throws -> BPFMapDefinition {
+        guard let map = bpf_object__find_map_by_name(handle, name) else {
+            throw KernelError(operation: "BPF object has no map \(name)")
+        }
+        return BPFMapDefinition(type: bpf_map__type(map).rawValue, keySize: Int(bpf_map__key_size(map)),
+                                valueSize: Int(bpf_map__value_size(map)), maxEntries: bpf_map__max_entries(map),
+                                flags: bpf_map__map_flags(map))
+    }
+
+    /// Sets where a map is pinned (call before `load`): reused from there if pinned, pinned there if new.
+    public func setPinPath(_ path: String, ofMap name: String) throws {
+        guard let map = bpf_object__find_map_by_name(handle, name) else {
+            throw KernelError(operation: "BPF object has no map \(name)")
+        }
+        let result = bpf_map__set_pin_path(map, path)
+        guard result == 0 else { throw KernelError.fromReturnCode(result, "set pin path of map \(name)") }
+    }
+
     /// Sets a map's capacity (call before `load`; a pinned map keeps the capacity it has).
     public func setMaxEntries(_ entries: UInt32, ofMap name: String) throws {
         guard let map = bpf_object__find_map_by_name(handle, name) else {

@@ -74,6 +74,7 @@ public struct XDPLimits: Sendable, Equatable {
         config.blocklist_entries = blocklistEntries
         config.list_generation = listGeneration
         config.sighting_window = sightingWindow
+        config.observe = observe ? 1 : 0
         return config
     }
 
@@ -85,7 +86,7 @@ public struct XDPLimits: Sendable, Equatable {
         return UInt32(clamping: (longest + unit - 1) / unit)
     }
 
-    /// The limits a config map value holds (ports are kept in their own map).
+    /// The limits a config map value holds, observe mode included (ports are kept in their own map).
     init(configuration config: gw_config, protectedPorts: [UInt16]) {
         func rate(_ interval: UInt64, _ tolerance: UInt64) -> Rate {
             guard interval > 0 else { return Rate(packetsPerSecond: 0, burst: 0) }
@@ -96,6 +97,6 @@ public struct XDPLimits: Sendable, Equatable {
         self.init(source: rate(config.source_interval_ns, config.source_tolerance_ns),
                   subnet: rate(config.subnet_interval_ns, config.subnet_tolerance_ns),
                   ipv4SubnetPrefix: Int(config.ipv4_subnet_prefix), ipv6SubnetPrefix: Int(config.ipv6_subnet_prefix),
-                  protectedPorts: protectedPorts)
+                  protectedPorts: protectedPorts, observe: config.observe != 0)
     }
 }

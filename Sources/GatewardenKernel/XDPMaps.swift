@@ -23,10 +23,19 @@ public struct XDPMaps: Sendable {
         public static let listFilter = "gw_list_filter"
         public static let ports = "gw_ports"
         public static let loader = "gw_loader"
+        public static let sightings = "gw_sightings"
+        public static let tickTime = "gw_tick_time"
+
+        /// Maps whose contents can be rebuilt or lost without losing protection state: counters,
+        /// what `load` writes anyway, and caches. An upgrade that changes one of their layouts may
+        /// replace them; the others (lists, buckets, offenders) hold bans and rate state.
+        public static let rebuildable: Set<String> = [
+            statistics, config, ports, loader, listFilter, tickTime, sightings, inserts,
+        ]
     }
 
     /// `enum gw_action` names, by value.
-    public static let actionNames = ["pass", "drop"]
+    public static let actionNames = ["pass", "drop", "would_drop"]
     /// `enum gw_reason` names, by value; the `reason` label of `gatewarden_xdp_packets_total`.
     public static let reasonNames = [
         "within_limit", "unprotected", "not_ip", "malformed",
@@ -82,12 +91,25 @@ public struct XDPMaps: Sendable {
     /// The action each reason comes with (see `enum gw_reason`): the other pairings never happen,
     /// so they are neither read nor exported.
     public static let dropReasons: Set<String> = ["blocklist", "rate_ip", "rate_subnet"]
+    /// The reasons observe mode counts as `would_drop` instead of dropping: the rate limits.
+    /// Bans (`blocklist`) drop in both modes, so there is no `would_drop` blocklist counter.
+    public static let wouldDropReasons: Set<String> = ["rate_ip", "rate_subnet"]
+
+    /// Whether the program ever counts `reason` under `action`.
+    public static func isPossible(action: String, reason: String) -> Bool {
+        switch action {
+        case "drop": return dropReasons.contains(reason)
+        case "would_drop": return wouldDropReasons.contains(reason)
+        default: return !dropReasons.contains(reason)
+        }
+    }
 
     /// Every possible (action, reason) counter, summed over CPUs.
     public func readStatistics() throws -> [Statistic] {
         var result: [Statistic] = []
         for action in Self.actionNames.indices {
-            for reason in Self.reasonNames.indices where (Self.actionNames[action] == "drop") == Self.dropReasons.contains(Self.reasonNames[reason]) {
+            for reason in Self.reasonNames.indices
+            where Self.isPossible(action: Self.actionNames[action], reason: Self.reasonNames[reason]) {
                 let index = UInt32(action * Self.reasonNames.count + reason)
                 let perCPU = try statistics.perCPUValues(at: index, as: gw_counter.self) ?? []
                 result.append(Statistic(
@@ -160,6 +182,20 @@ public struct XDPMaps: Sendable {
         value.allowlist_entries = UInt32(try allowlist.keys(as: gw_lpm_key.self).count)
         value.blocklist_entries = UInt32(try blocklist.keys(as: gw_lpm_key.self).count)
         value.list_generation = try nextListGeneration()
+        // Everything else in the value (limits, observe mode) is written back as it was read.
+        try config.update(value, at: UInt32(0))
+    }
+
+    /// Continues the list generation of `old`, a config map of an earlier layout that this one
+    /// replaces: buckets keep verdicts cached under the old generations, so the count must go on
+    /// from there (restarting at 1 would one day meet a stale cached verdict again). gw_config only
+    /// ever grows at its end, so the field sits at the same offset in every layout that has it.
+    public func continueListGeneration(from old: BPFMap) throws {
+        let offset = MemoryLayout<gw_config>.offset(of: \gw_config.list_generation)!
+        guard let bytes = try old.rawValue(at: 0), bytes.count >= offset + 4 else { return }
+        let generation = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
+        var value = try config.value(at: UInt32(0), as: gw_config.self) ?? gw_config()
+        value.list_generation = generation
         try config.update(value, at: UInt32(0))
     }
 

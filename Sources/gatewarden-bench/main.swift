@@ -124,6 +124,13 @@ let generous = XDPLimits(source: .init(packetsPerSecond: 1_000_000_000, burst: 1
 print("gatewarden-bench: kernel \(ProcessInfo.processInfo.operatingSystemVersionString), "
     + "\(ProcessInfo.processInfo.activeProcessorCount) CPUs, median of \(options.runs) runs")
 
+/// The same limits in observe mode: over a limit is counted as would_drop and passed.
+func observing(_ limits: XDPLimits) -> XDPLimits {
+    var copy = limits
+    copy.observe = true
+    return copy
+}
+
 func emptyLists(_ limits: XDPLimits) -> (BPFObject) throws -> Void {
     { object in try XDPMaps(object: object).apply(limits, allowlist: []) }
 }
@@ -134,6 +141,7 @@ let hotContenders: [Contender] = [
     try Contender(name: "naive fixed window", elf: EmbeddedBPF.naiveFixedWindow, program: "naive_fixed_window"),
     try gatewarden(name: "gatewarden, passed (full path)", limits: generous),
     try gatewarden(name: "gatewarden, over limit (dropped)", limits: .default),
+    try gatewarden(name: "gatewarden, over limit (observe)", limits: observing(.default)),
     try Contender(name: "gatewarden, passed, lists empty", elf: EmbeddedBPF.gatewardenXdp, program: "gatewarden_xdp",
                   configure: emptyLists(generous)),
 ]

@@ -6,7 +6,7 @@ import CGatewardenABI
 /// `gatewarden status`: what runs where, with which limits.
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show each Gatewarden instance: program, mode, attach time, map fill and active limits."
+        abstract: "Show each Gatewarden instance: program, XDP mode, enforce or observe, attach time, map fill and active limits."
     )
 
     @Option(help: ArgumentHelp("Show the instances of this network namespace.", valueName: "name"))
@@ -40,6 +40,9 @@ struct Status: ParsableCommand {
             lines.append("  attached:  \(attached.formatted(.iso8601))")
         }
         if let limits = try maps.limits() {
+            lines.append(limits.observe
+                ? "  mode:      observe (over a limit: counted as would_drop and passed; bans still drop)"
+                : "  mode:      enforce")
             lines.append("  limits:    per source \(limits.source), per subnet \(limits.subnet) "
                 + "(IPv4 /\(limits.ipv4SubnetPrefix), IPv6 /\(limits.ipv6SubnetPrefix))")
             lines.append("  ports:     \(limits.protectedPorts.map(String.init).joined(separator: ", "))")

@@ -60,17 +60,23 @@ struct Deployment {
                 + "changing the mode needs `gatewarden unload` first")
         }
 
+        let object = try BPFObject(elf: Self.program.bytes, name: Self.programName)
+        try sizeMaps(object, policy: policy)
+        // Before anything changes: maps pinned by an earlier version with another layout are
+        // replaced if they hold nothing worth keeping, and refuse the load otherwise.
+        let upgrade = try PinnedMapUpgrade(object: object, layout: layout)
+
         let hadDirectory = FileManager.default.fileExists(atPath: layout.directory)
         try layout.createDirectory()
         do {
-            let object = try BPFObject(elf: Self.program.bytes, name: Self.programName)
-            try sizeMaps(object, policy: policy)
             try object.pinMaps(in: layout)
+            try upgrade.prepare(object)
             try object.load()
             let programFD = try object.programDescriptor(named: Self.programName)
             let programID = try XDPQuery.programID(of: programFD)
 
             let maps = try XDPMaps(object: object)
+            try upgrade.carryOver(into: maps)
             // Limits first: the new program must never run a packet without them.
             try maps.apply(policy.xdpLimits, allowlist: policy.allowlist)
             for ban in policy.blocklist {
@@ -84,6 +90,7 @@ struct Deployment {
                 mode = try attach(programFD: programFD, interfaceIndex: interfaceIndex, requested: requested, force: force)
             }
             try verifyAttached(programID: programID, interfaceIndex: interfaceIndex)
+            try upgrade.commit()
             try maps.recordAttach(mode: mode, requested: requested.abiValue, interface: interface, interfaceIndex: interfaceIndex,
                                   wallClockNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9))
             // A fresh context for the transaction: libnftables 1.0.6 can abort printing an error when a
@@ -93,6 +100,7 @@ struct Deployment {
             return Outcome(replaced: replacing, programID: programID, mode: mode, pins: layout.directory,
                            interface: interface, namespace: namespace)
         } catch {
+            upgrade.abandon()
             if !replacing {
                 _ = try? remove(keepingTable: true)
                 if !hadDirectory { layout.removeEmptyDirectories() }
@@ -223,6 +231,9 @@ struct Deployment {
         let mapNames = try Self.mapNames()
         for name in mapNames where unlink(layout.map(name)) == 0 {
             removed.append("map pin \(layout.map(name))")
+        }
+        for path in PinnedMapUpgrade.leftovers(in: layout, mapNames: mapNames) where unlink(path) == 0 {
+            removed.append("map pin \(path) (left by an interrupted upgrade)")
         }
         layout.removeEmptyDirectories()
 

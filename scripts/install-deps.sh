@@ -8,8 +8,8 @@ packages=(
   pkg-config libbpf-dev libnftables-dev libmicrohttpd-dev libelf-dev zlib1g-dev libcrypt-dev linux-libc-dev
   # run and test: network namespaces and veth (tests only), nft for checks, traffic and scrapes
   iproute2 nftables curl python3
-  # protection tests: a real nginx with TLS (a certificate made by openssl) under a spoofed SYN flood (trafgen)
-  nginx-light openssl netsniff-ng
+  # protection tests: a real nginx with TLS (a certificate made by openssl) under a spoofed SYN flood (raw AF_PACKET frames from Python)
+  nginx-light openssl
   # monitoring checks: promtool (rules, metrics), a real Prometheus and Alertmanager, the Python
   # client's strict OpenMetrics parser
   prometheus prometheus-alertmanager python3-prometheus-client python3-yaml

@@ -14,8 +14,11 @@ import GatewardenKernel
 /// handshakes, so a spoofed source can neither fill conntrack nor spend a real source's budget,
 /// and no rule's cost grows with a flood of forged addresses.
 ///
+/// Chain `prerouting` (raw priority): allowlisted sources pass, bans (policy/manual and escalated)
+/// drop before conntrack sees them, SYNs to the handshake ports are counted and left untracked.
+///
 /// Order in `input` matters, and is the point of the design:
-///   1. ct mark drop (optional), allowlist accept, bans (policy/manual and escalated) drop;
+///   1. ct mark drop (optional), allowlist accept;
 ///   2. synproxy for SYNs and handshake ACKs (`ct state invalid,untracked`) to the handshake ports;
 ///   3. escalation watches every completed handshake before any limit can hide it (a subnet over
 ///      the escalation rate is banned for `block_for`);
@@ -89,6 +92,11 @@ public struct NFTablesRuleset: Sendable, Equatable {
         return words.isEmpty ? "" : " " + words
     }
     private static let reset = "reject with tcp reset"
+    /// The conntrack label bit marking a connection the limits have judged (the highest of the 128,
+    /// clear of the low bits operators name in connlabel.conf).
+    static let judgedLabel = 127
+    /// A new connection's SYN that no rule has judged yet.
+    private static let unjudgedConnection = "tcp flags & (syn | ack) == syn ct state new ct label ! \(judgedLabel)"
     /// In the raw-priority chain: a packet from the network, not yet seen by conntrack.
     private static let fromNetwork = "ct state invalid"
 
@@ -123,19 +131,24 @@ public struct NFTablesRuleset: Sendable, Equatable {
         "limit rate over \(rate.nftables) burst \(rate.burst) packets"
     }
 
-    /// The rules of chain `prerouting`, in order: SYNs to the protected ports are counted;
-    /// allowlisted sources keep ordinary conntrack (they are never limited, so they need no SYN
-    /// cookie); every other SYN to a handshake port is left untracked for synproxy.
+    /// The rules of chain `prerouting`, in order, before conntrack looks a packet up: allowlisted
+    /// sources pass with ordinary conntrack (they are never limited, so they need no SYN cookie);
+    /// bans drop (a banned packet costs no conntrack lookup, and a banned SYN gets no cookie);
+    /// every other SYN to a handshake port is counted and left untracked for synproxy.
     public var handshakeRules: [String] {
-        // At raw priority conntrack has not looked a packet from the network up yet: its state reads
-        // `invalid`. The SYN synproxy sends the server, and a local client's SYN, come in over
-        // loopback already tracked (`new`): they are neither counted nor left untracked.
-        var rules = ["tcp dport \(ports) tcp flags & (syn | ack) == syn \(Self.fromNetwork) counter comment \"\(RuleID.synToProtectedPorts)\""]
+        var rules: [String] = []
         for family in families {
             rules.append("\(family.ip) saddr @allow_\(family.suffix) accept comment \"allowlist-tracked-\(family.suffix)\"")
         }
+        for family in families {
+            rules.append("\(family.ip) saddr @block_\(family.suffix) counter \(banVerdict) comment \"blocklist-\(family.suffix)\"")
+            rules.append("\(family.subnet) @blocked_subnets_\(family.suffix) counter \(banVerdict) comment \"escalated-\(family.suffix)\"")
+        }
+        // At raw priority conntrack has not looked a packet from the network up yet: its state reads
+        // `invalid`. The SYN synproxy sends the server, and a local client's SYN, come in over
+        // loopback already tracked (`new`): they are neither counted nor left untracked.
         rules.append("tcp dport \(handshakePorts) tcp flags & (fin | syn | rst | ack) == syn \(Self.fromNetwork) counter notrack "
-            + "comment \"syn-untracked\"")
+            + "comment \"\(RuleID.synToProtectedPorts)\"")
         return rules
     }
 
@@ -148,17 +161,16 @@ public struct NFTablesRuleset: Sendable, Equatable {
         for family in families {
             rules.append("\(family.ip) saddr @allow_\(family.suffix) counter accept comment \"allowlist-\(family.suffix)\"")
         }
-        for family in families {
-            rules.append("\(family.ip) saddr @block_\(family.suffix) counter \(banVerdict) comment \"blocklist-\(family.suffix)\"")
-            rules.append("\(family.subnet) @blocked_subnets_\(family.suffix) counter \(banVerdict) comment \"escalated-\(family.suffix)\"")
-        }
         // SYNs (untracked) get a cookie; the ACK that returns it (invalid: no entry yet) gets the
         // connection made with the server. Nothing else of the handshake reaches conntrack.
         for family in families {
             rules.append("meta nfproto \(family.nfproto) tcp dport \(handshakePorts) ct state invalid,untracked counter "
                 + "\(handshake.statement(ipv6: family.suffix == "v6")) comment \"synproxy-\(family.suffix)\"")
         }
-        let completed = "tcp dport \(ports) ct state new"
+        // A completed handshake is the SYN synproxy sends the server: `new` and a SYN, judged once.
+        // Until the server answers, the client's first data is `new` too, and synproxy sends the SYN
+        // again for it: the connection's label bit says it was judged already.
+        let completed = "tcp dport \(ports) \(Self.unjudgedConnection)"
         if let escalation = policy.escalationPerSubnet {
             for family in families {
                 let ban = observing ? "" : "add @blocked_subnets_\(family.suffix) { \(family.subnet) timeout \(policy.escalationBlockFor) } "
@@ -181,7 +193,7 @@ public struct NFTablesRuleset: Sendable, Equatable {
             meter(policy.perSubnet, match: protected, set: "rate_subnet", bySubnet: true, verdict: "drop", id: "rate-subnet")
         }
         if !policy.authPorts.isEmpty {
-            meter(policy.authPerSubnet, match: "tcp dport \(Self.portSet(policy.authPorts)) ct state new", set: "auth_subnet",
+            meter(policy.authPerSubnet, match: "tcp dport \(Self.portSet(policy.authPorts)) \(Self.unjudgedConnection)", set: "auth_subnet",
                   bySubnet: true, verdict: Self.reset, id: "auth-subnet")
         }
         meter(policy.newConnectionsPerSource, match: completed, set: "new_connections", bySubnet: false,
@@ -195,6 +207,7 @@ public struct NFTablesRuleset: Sendable, Equatable {
         if let cap = conntrackCap {
             rules.append("\(completed) ct count over \(cap) counter\(limitVerdict(Self.reset)) comment \"conntrack-cap\"")
         }
+        rules.append("tcp dport \(handshakePorts) \(Self.unjudgedConnection) ct label set \(Self.judgedLabel) comment \"connection-judged\"")
         return rules
     }
 

@@ -24,14 +24,11 @@ struct ProtectionTests {
     /// What one run of the spoofed SYN flood did to the gateway and to a legitimate client.
     private struct FloodRun: CustomStringConvertible {
         var flood: LabNetwork.FloodResult
-        var received: Int
         var legitimate: HTTPSClient.Outcome
         var conntrackPeak: Int
-        /// SYNs the gateway took off the wire per second (its softirq shares the generator's CPU).
-        var absorbedPerSecond: Double { Double(received) / flood.seconds }
         var description: String {
-            "\(flood.sent) SYNs in \(String(format: "%.2f", flood.seconds)) s, gateway absorbed "
-                + "\(Int(absorbedPerSecond)) SYN/s; conntrack peak \(conntrackPeak); legitimate client: \(legitimate)"
+            "gateway received \(flood.received) SYNs in \(String(format: "%.2f", flood.seconds)) s "
+                + "(\(Int(flood.absorbedPerSecond)) SYN/s); conntrack peak \(conntrackPeak); legitimate client: \(legitimate)"
         }
     }
 
@@ -39,32 +36,39 @@ struct ProtectionTests {
         let client = try HTTPSClient(lab: lab, keepAlive: false, requestsPerSecond: 10, seconds: 6)
         let conntrack = try ConntrackPeak(namespace: lab.gateway)
         usleep(500_000)
-        let before = try lab.gatewayReceivedPackets()
         let flood = try lab.spoofedSYNFlood(count: count)
-        let received = try lab.gatewayReceivedPackets() - before
         let legitimate = try client.finish()
-        return FloodRun(flood: flood, received: received, legitimate: legitimate, conntrackPeak: conntrack.stop())
+        return FloodRun(flood: flood, legitimate: legitimate, conntrackPeak: conntrack.stop())
     }
 
     @Test("a spoofed SYN flood: the legitimate HTTPS client succeeds, conntrack stays empty, the gateway absorbs as much as without Gatewarden")
     func spoofedSYNFlood() throws {
         try withGateway { lab, _, arguments in
             try lab.routeSpoofedRange()
-            let count = 300_000
-            let without = try spoofedFlood(lab, count: count)
-            print("spoofed SYN flood without Gatewarden: \(without)")
-
-            try GatewardenBinary.run(["load"] + arguments)
-            let with = try spoofedFlood(lab, count: count)
-            print("spoofed SYN flood with Gatewarden:    \(with)")
             let conntrackMax = try #require(try Conntrack.maximum(in: NetworkNamespace(named: lab.gateway)))
-            print("ratio absorbed with/without: \(String(format: "%.2f", with.absorbedPerSecond / without.absorbedPerSecond)); "
-                + "conntrack peak \(with.conntrackPeak) of \(conntrackMax)")
+            // Three rounds, without and with Gatewarden interleaved: the machine is noisy, medians are not.
+            var without: [FloodRun] = [], with: [FloodRun] = []
+            for round in 1...3 {
+                _ = try? GatewardenBinary.run(["unload"] + arguments, check: false)
+                without.append(try spoofedFlood(lab, count: 300_000))
+                print("spoofed SYN flood, round \(round), without Gatewarden: \(without.last!)")
+                try GatewardenBinary.run(["load"] + arguments)
+                with.append(try spoofedFlood(lab, count: 300_000))
+                print("spoofed SYN flood, round \(round), with Gatewarden:    \(with.last!)")
+            }
+            func median(_ runs: [FloodRun]) -> Double { runs.map(\.flood.absorbedPerSecond).sorted()[runs.count / 2] }
+            let ratio = median(with) / median(without)
+            let legitimate = with.map(\.legitimate)
+            let ok = legitimate.reduce(0) { $0 + $1.ok }, failed = legitimate.reduce(0) { $0 + $1.failed }
+            let conntrackPeak = with.map(\.conntrackPeak).max() ?? 0
+            print("spoofed SYN flood: median absorbed \(Int(median(without))) SYN/s without, \(Int(median(with))) with "
+                + "(ratio \(String(format: "%.2f", ratio))); legitimate client with Gatewarden \(ok) ok, \(failed) failed; "
+                + "conntrack peak \(conntrackPeak) of \(conntrackMax)")
 
-            #expect(with.legitimate.successPercent >= 99, "\(with.legitimate)")
-            #expect(with.conntrackPeak < conntrackMax / 100, "the flood reached conntrack")
-            #expect(with.absorbedPerSecond >= 0.8 * without.absorbedPerSecond)
-            #expect(try lab.ruleCounter("synproxy-v4") >= with.received * 9 / 10, "synproxy answered the flood")
+            #expect(Double(ok) >= 0.99 * Double(ok + failed), "\(legitimate)")
+            #expect(conntrackPeak < conntrackMax / 100, "the flood reached conntrack")
+            #expect(ratio >= 0.8)
+            #expect(try lab.ruleCounter("synproxy-v4") >= with.last!.flood.received * 9 / 10, "synproxy answered the flood")
         }
     }
 

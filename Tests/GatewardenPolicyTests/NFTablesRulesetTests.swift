@@ -20,14 +20,16 @@ struct NFTablesRulesetTests {
         rules.map { rule in String(rule[rule.range(of: "comment \"")!.upperBound...].dropLast()) }
     }
 
-    @Test("order: lists, synproxy, escalation before any limit can hide new connections, then the limits")
+    @Test("order: allowlist, bans before conntrack, SYNs untracked; then synproxy, escalation before any limit can hide new connections, the limits")
     func order() throws {
+        let raw = Self.comments(NFTablesRuleset(policy: .builtInDefault).handshakeRules)
+        #expect(raw == ["allowlist-tracked-v4", "allowlist-tracked-v6", "blocklist-v4", "escalated-v4", "blocklist-v6", "escalated-v6",
+                        "syn-to-protected-ports"])
         var policy = Policy.builtInDefault
         policy.xdpEnabled = false
         let comments = Self.comments(NFTablesRuleset(policy: policy, conntrackMax: 1000).rules)
         let position = { (id: String) in try #require(comments.firstIndex(of: id)) }
-        #expect(try position("allowlist-v4") < position("blocklist-v4"))
-        #expect(try position("blocklist-v4") < position("synproxy-v4"))
+        #expect(try position("allowlist-v4") < position("synproxy-v4"))
         #expect(try position("synproxy-v4") < position("escalate-subnet-v4"))
         #expect(try position("escalate-subnet-v4") < position("rate-source-v4"))
         #expect(try position("rate-source-v4") < position("new-connections-v4"))
@@ -47,9 +49,8 @@ struct NFTablesRulesetTests {
     func synproxy() {
         let ruleset = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 1000, handshake: HandshakeOptions(
             mtu: 9000, tcpRmemMax: 33_554_432, rmemMax: 212_992, timestamps: false, selectiveAcknowledgements: true))
-        #expect(Self.comments(ruleset.handshakeRules) == ["syn-to-protected-ports", "allowlist-tracked-v4", "allowlist-tracked-v6", "syn-untracked"])
         #expect(ruleset.handshakeRules.last == "tcp dport { 80, 443, 8443 } tcp flags & (fin | syn | rst | ack) == syn ct state invalid "
-            + "counter notrack comment \"syn-untracked\"")
+            + "counter notrack comment \"syn-to-protected-ports\"")
         #expect(ruleset.rules.contains("meta nfproto ipv4 tcp dport { 80, 443, 8443 } ct state invalid,untracked counter "
             + "synproxy mss 8960 wscale 10 sack-perm comment \"synproxy-v4\""))
         #expect(ruleset.rules.contains { $0.hasPrefix("meta nfproto ipv6") && $0.contains("synproxy mss 8940 wscale 10 sack-perm") })
@@ -71,9 +72,11 @@ struct NFTablesRulesetTests {
         policy.mode = .observe
         policy.xdpEnabled = false
         policy.logPrefix = "gw: "
-        let rules = NFTablesRuleset(policy: policy, conntrackMax: 1000).rules
+        let observing = NFTablesRuleset(policy: policy, conntrackMax: 1000)
+        let rules = observing.handshakeRules + observing.rules
         let enforced = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 1000)
-        #expect(Self.comments(rules).filter { !$0.hasPrefix("rate-") } == Self.comments(enforced.rules), "rule ids are kept")
+        #expect(Self.comments(rules).filter { !$0.hasPrefix("rate-") } == Self.comments(enforced.handshakeRules + enforced.rules),
+                "rule ids are kept")
         let limits = ["escalate-subnet", "rate-", "auth-subnet", "new-connections", "concurrent-connections", "conntrack-cap"]
         for rule in rules where limits.contains(where: { Self.comments([rule])[0].hasPrefix($0) }) {
             #expect(!rule.contains(" drop") && !rule.contains("reject") && !rule.contains("add @blocked_subnets"), "\(rule)")
@@ -93,12 +96,14 @@ struct NFTablesRulesetTests {
         #expect(meters.contains("update @rate_subnet_v4 { ip saddr & 255.255.255.0 limit rate over 500/second burst 1000 packets }"))
         #expect(meters.contains("update @rate_subnet_v6 { ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over 500/second"))
         let text = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 262144).text
-        #expect(text.contains("tcp dport { 80, 443 } ct state new update @new_connections_v4 { ip saddr limit rate over 20/second burst 40 packets } "
-            + "counter reject with tcp reset"))
+        #expect(text.contains("tcp dport { 80, 443 } tcp flags & (syn | ack) == syn ct state new ct label ! 127 "
+            + "update @new_connections_v4 { ip saddr limit rate over 20/second burst 40 packets } counter reject with tcp reset"))
+        #expect(text.contains("tcp dport { 80, 443, 8443 } tcp flags & (syn | ack) == syn ct state new ct label ! 127 ct label set 127 "
+            + "comment \"connection-judged\""), "a connection is judged once")
         #expect(text.contains("add @connections_v4 { ip saddr ct count over 20 } counter reject with tcp reset"))
-        #expect(text.contains("tcp dport { 8443 } ct state new update @auth_subnet_v4 { ip saddr & 255.255.255.0 limit rate over 20/minute burst 5 packets }"))
+        #expect(text.contains("tcp dport { 8443 } tcp flags & (syn | ack) == syn ct state new ct label ! 127 update @auth_subnet_v4 { ip saddr & 255.255.255.0 limit rate over 20/minute burst 5 packets }"))
         #expect(text.contains("add @blocked_subnets_v4 { ip saddr & 255.255.255.0 timeout 30m }"))
-        #expect(text.contains("ct state new ct count over 209715 counter reject with tcp reset comment \"conntrack-cap\""))
+        #expect(text.contains("ct label ! 127 ct count over 209715 counter reject with tcp reset comment \"conntrack-cap\""))
         #expect(text.contains("set block_v4 { type ipv4_addr; flags interval, timeout; timeout 1h; size 65536; }"))
     }
 

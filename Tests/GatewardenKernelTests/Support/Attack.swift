@@ -14,7 +14,7 @@ extension LabNetwork {
         try Command.run(["ip", "-n", gateway, "route", "add", Self.spoofedRange, "via", clientAddress])
     }
 
-    /// The gateway interface's MAC address (trafgen writes whole frames).
+    /// The gateway interface's MAC address (the flood writes whole frames).
     func gatewayMAC() throws -> String {
         let output = try Command.run(["ip", "-n", gateway, "-j", "link", "show", gatewayInterface]).stdout
         let links = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [[String: Any]]
@@ -30,31 +30,56 @@ extension LabNetwork {
         return (stats?["rx"] as? [String: Any])?["packets"] as? Int ?? -1
     }
 
-    /// What a SYN flood did: frames sent and the seconds the generator took.
+    /// What a SYN flood did: frames the gateway interface received, and the seconds the generator sent for.
     struct FloodResult {
-        var sent: Int
+        var received: Int
         var seconds: Double
-        var rate: Double { seconds > 0 ? Double(sent) / seconds : 0 }
+        /// SYNs the gateway took off the wire per second: on veth the gateway's softirq runs on the
+        /// generator's CPU, inside its send, so the generator only goes as fast as the gateway absorbs.
+        var absorbedPerSecond: Double { seconds > 0 ? Double(received) / seconds : 0 }
     }
 
-    /// Sends `count` TCP SYNs to `port` from random spoofed sources as fast as trafgen can (it shares
-    /// a CPU with the gateway's softirq on veth, so its rate is what the gateway absorbs); stops
-    /// after `count` frames or `seconds`, whichever comes first.
+    /// Sends `count` TCP SYNs to `port` from random spoofed sources as fast as the client's CPU can
+    /// hand frames to its veth, then stops (bounded by `seconds` too). The frames are built before the
+    /// clock starts; a blocking AF_PACKET socket waits, rather than fails, when the gateway pushes back.
     func spoofedSYNFlood(count: Int, port: Int = 443, seconds: Int = 30) throws -> FloodResult {
-        let config = FileManager.default.temporaryDirectory.appendingPathComponent("gwt-synflood-\(getpid())-\(UUID().uuidString.prefix(8)).cfg")
-        defer { try? FileManager.default.removeItem(at: config) }
-        try """
-            { eth(da=\(try gatewayMAC())), ipv4(sa=198.18.0.0, sa[1]=drnd(18, 19), sa[2]=drnd(), sa[3]=drnd(), \
-            da=\(gatewayAddress), id=drnd(), ttl=64), tcp(sp=drnd(), dp=\(port), seq=drnd(), syn, win=64240) }
-            """.write(to: config, atomically: true, encoding: .utf8)
-        let result = try Command.run(["ip", "netns", "exec", client, "timeout", String(seconds), "trafgen", "--dev", clientInterface,
-                                      "--cpus", "1", "--num", String(count), "--conf", config.path], check: false)
-        let output = result.stdout + result.stderr
-        // "   300000 packets outgoing" and "   2 sec, 233044 usec on CPU0 (300000 packets)"
-        let sent = output.firstMatch(of: /(\d+) packets outgoing/).flatMap { Int($0.1) } ?? 0
-        let elapsed = output.firstMatch(of: /(\d+) sec, (\d+) usec/).map { Double($0.1)! + Double($0.2)! / 1e6 } ?? 0
-        guard sent > 0, elapsed > 0 else { throw Command.Failure(command: ["trafgen"], result: result) }
-        return FloodResult(sent: sent, seconds: elapsed)
+        // A queue in front of the client's veth, as a real NIC has: with XDP on the gateway side, veth
+        // stops its queue while the gateway's ring is full, and without a qdisc a send then fails.
+        try Command.run(["tc", "-n", client, "qdisc", "replace", "dev", clientInterface, "root", "pfifo", "limit", "10000"])
+        let before = try gatewayReceivedPackets()
+        let result = try Command.run(["ip", "netns", "exec", client, "timeout", String(seconds), "python3", "-c", """
+            import array, errno, random, socket, struct, sys, time
+            def checksum(data):
+                total = sum(array.array("H", data + b"\\0" * (len(data) % 2)))
+                total = (total >> 16) + (total & 0xffff)
+                return ~(total + (total >> 16)) & 0xffff
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            sock.bind(("\(clientInterface)", 0))
+            ethernet = bytes.fromhex("\(try gatewayMAC())".replace(":", "")) + sock.getsockname()[4] + b"\\x08\\x00"
+            destination = socket.inet_aton("\(gatewayAddress)")
+            rng = random.Random(\(count))
+            frames = []
+            for _ in range(\(count)):
+                source = bytes((198, 18 + rng.getrandbits(1), rng.getrandbits(8), rng.getrandbits(8)))   # 198.18.0.0/15
+                tcp = struct.pack("!HHIIBBHHH", 1024 + rng.getrandbits(15), \(port), rng.getrandbits(32), 0, 5 << 4, 0x02, 64240, 0, 0)
+                tcp = tcp[:16] + struct.pack("H", checksum(source + destination + struct.pack("!BBH", 0, 6, 20) + tcp)) + tcp[18:]
+                ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, rng.getrandbits(16), 0, 64, 6, 0, source, destination)
+                frames.append(ethernet + ip[:10] + struct.pack("H", checksum(ip)) + ip[12:] + tcp)
+            send, start = sock.send, time.monotonic()
+            for frame in frames:
+                while True:
+                    try:
+                        send(frame)
+                        break
+                    except OSError as e:   # the queue is full: the gateway is behind; send again
+                        if e.errno != errno.ENOBUFS:
+                            raise
+            print(time.monotonic() - start)
+            """])
+        let elapsed = Double(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        let received = try gatewayReceivedPackets() - before
+        guard received > count / 2, elapsed > 0 else { throw Command.Failure(command: ["syn flood"], result: result) }
+        return FloodResult(received: received, seconds: elapsed)
     }
 }
 

@@ -4,10 +4,11 @@ import Foundation
 /// session cache) on 443 and plain HTTP on 80, both answering `GET /` with `ok`, a worker process
 /// and access log off. Everything lives in a temporary folder that `stop()` removes.
 ///
-/// nginx daemonizes, so it is stopped by the PID in its pid file (a process this test started).
+/// nginx runs in the foreground as this test's child; it is stopped by the PID in its pid file.
 final class Nginx {
     let namespace: String
     let directory: URL
+    private let server = Process()
     private var stopped = false
 
     init(namespace: String, clientHeaderTimeoutSeconds: Int = 60) throws {
@@ -39,10 +40,20 @@ final class Nginx {
                 }
                 """
             try config.write(toFile: path("nginx.conf"), atomically: true, encoding: .utf8)
-            // nginx daemonizes: its daemon would hold a captured output open, so the output goes to its
-            // error log (the exit status still says whether it started).
-            try Command.run(["sh", "-c", "exec ip netns exec \"$0\" nginx -c \"$1\" >>\"$2\" 2>&1",
-                             namespace, path("nginx.conf"), path("error.log")])
+            // In the foreground: a daemonized nginx would inherit the descriptor Foundation watches for
+            // the child's exit and keep it open. It logs to error.log; its output goes nowhere.
+            server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            server.arguments = ["ip", "netns", "exec", namespace, "nginx", "-c", path("nginx.conf"), "-g", "daemon off;"]
+            server.standardInput = FileHandle.nullDevice
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            let deadline = Date().addingTimeInterval(5)
+            while server.isRunning && pid == nil && Date() < deadline { usleep(10_000) }
+            guard server.isRunning, pid != nil else {
+                let log = (try? String(contentsOfFile: path("error.log"), encoding: .utf8)) ?? ""
+                throw Command.Failure(command: server.arguments ?? [], result: .init(status: -1, stdout: "", stderr: "nginx did not start: \(log)"))
+            }
         } catch {
             stop()
             throw error
@@ -60,9 +71,9 @@ final class Nginx {
     func stop() {
         guard !stopped else { return }
         stopped = true
-        if let pid, kill(pid, SIGTERM) == 0 {
+        if let pid, server.isRunning, kill(pid, SIGTERM) == 0 {
             let deadline = Date().addingTimeInterval(5)
-            while kill(pid, 0) == 0 && Date() < deadline { usleep(20_000) }
+            while server.isRunning && Date() < deadline { usleep(20_000) }
         }
         try? FileManager.default.removeItem(at: directory)
     }

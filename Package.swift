@@ -58,7 +58,7 @@ let package = Package(
         .target(name: "GatewardenTestSupport", path: "Tests/GatewardenTestSupport"),
         .testTarget(name: "GatewardenPolicyTests", dependencies: ["GatewardenPolicy", "GatewardenTestSupport"]),
         .testTarget(name: "GatewardenKernelTests",
-                    dependencies: ["GatewardenKernel", "GatewardenBPF", "CLinux", "GatewardenTestSupport", "gatewarden"]),
+                    dependencies: ["GatewardenKernel", "GatewardenPolicy", "GatewardenBPF", "CLinux", "GatewardenTestSupport", "gatewarden"]),
     ],
     swiftLanguageModes: [.v6]
 )

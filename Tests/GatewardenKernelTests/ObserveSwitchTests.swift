@@ -2,6 +2,7 @@ import CGatewardenABI
 import CLibBPF
 import Foundation
 import GatewardenKernel
+import GatewardenPolicy
 import Testing
 
 /// `gatewarden load --observe` and `gatewarden load` on a real veth, under traffic; and `load` over
@@ -44,13 +45,19 @@ struct ObserveSwitchTests {
         let lab = try LabNetwork()
         defer { lab.remove() }
         try Command.run(["ip", "-n", lab.client, "addr", "add", "\(Self.flooderAddress)/24", "dev", lab.clientInterface])
-        let arguments = ["--interface", lab.gatewayInterface, "--netns", lab.gateway]
-        defer { _ = try? GatewardenBinary.run(["unload"] + arguments, check: false) }
+        // A per-source limit well under the subnet's, so one flooder alone cannot spend its /24's budget
+        // in enforce mode: what is measured is whether observe mode charges the subnet.
+        let policy = FileManager.default.temporaryDirectory.appendingPathComponent("gwt-observe-\(getpid()).yaml")
+        try "limits: {per_source: {rate: 100/second, burst: 200}, per_subnet: {rate: 500/second, burst: 1000}}\n"
+            .write(to: policy, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: policy) }
+        let arguments = ["--interface", lab.gatewayInterface, "--netns", lab.gateway, "--policy", policy.path]
+        defer { _ = try? GatewardenBinary.run(["unload", "--interface", lab.gatewayInterface, "--netns", lab.gateway], check: false) }
         try GatewardenBinary.run(["load"] + arguments)
         try addWitness(lab)
         let maps = try lab.gatewayInstance().maps()
 
-        // The client: 80 packets/s, under the default 100/s burst 200 per source. The flooder, in the
+        // The client: 80 packets/s, under 100/s burst 200 per source. The flooder, in the
         // same /24, sends as fast as it can: over its own limit, and in observe mode far over the
         // subnet's 500/s, which must not be charged for packets that enforce mode would have dropped.
         let seconds = 7.0
@@ -162,7 +169,7 @@ struct ObserveSwitchTests {
         #expect(maps.blocklist.info.id == blocklistBefore, "the blocklist map itself was reused")
         #expect(try maps.bans().map(\.prefix.description) == ["\(lab.clientAddress)/32"])
         #expect(try maps.config.value(at: UInt32(0), as: gw_config.self)!.list_generation > 1000)
-        #expect(try maps.limits() == XDPLimits.default)
+        #expect(try maps.limits() == Policy.builtInDefault.xdpLimits)
         #expect(!FileManager.default.fileExists(atPath: layout.map("pending-" + XDPMaps.Name.statistics)))
         _ = try lab.startUDPFlood(port: 443, seconds: 1, maximumPackets: 20).finish()
         #expect(try maps.packets(action: "drop", reason: "blocklist") == 20, "the ban is enforced, counted in the new map")

@@ -46,9 +46,9 @@ struct ProtectionTests {
         try withGateway { lab, _, arguments in
             try lab.routeSpoofedRange()
             let conntrackMax = try #require(try Conntrack.maximum(in: NetworkNamespace(named: lab.gateway)))
-            // Three rounds, without and with Gatewarden interleaved: the machine is noisy, medians are not.
+            // Five rounds, without and with Gatewarden interleaved: the machine is noisy, medians less so.
             var without: [FloodRun] = [], with: [FloodRun] = []
-            for round in 1...3 {
+            for round in 1...5 {
                 _ = try? GatewardenBinary.run(["unload"] + arguments, check: false)
                 without.append(try spoofedFlood(lab, count: 300_000))
                 print("spoofed SYN flood, round \(round), without Gatewarden: \(without.last!)")

@@ -93,7 +93,7 @@ struct ReloadTests {
         let programID = try lab.gatewayInstance().link.info().programID
         #expect(text.contains("program:   id \(programID)"))
         #expect(text.contains("native mode"))
-        #expect(text.contains("per source 100/s burst 200, per subnet 500/s burst 1000"))
+        #expect(text.contains("per source 1000/s burst 2000, per subnet 500/s burst 1000"))
         #expect(text.contains("allowlist: 203.0.113.0/24"))
         #expect(text.contains("blocklist: 198.51.100.0/24 ("))
         #expect(text.contains("ports:     80, 443"))

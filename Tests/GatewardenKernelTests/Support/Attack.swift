@@ -43,9 +43,6 @@ extension LabNetwork {
     /// hand frames to its veth, then stops (bounded by `seconds` too). The frames are built before the
     /// clock starts; a blocking AF_PACKET socket waits, rather than fails, when the gateway pushes back.
     func spoofedSYNFlood(count: Int, port: Int = 443, seconds: Int = 30) throws -> FloodResult {
-        // A queue in front of the client's veth, as a real NIC has: with XDP on the gateway side, veth
-        // stops its queue while the gateway's ring is full, and without a qdisc a send then fails.
-        try Command.run(["tc", "-n", client, "qdisc", "replace", "dev", clientInterface, "root", "pfifo", "limit", "10000"])
         let before = try gatewayReceivedPackets()
         let result = try Command.run(["ip", "netns", "exec", client, "timeout", String(seconds), "python3", "-c", """
             import array, errno, random, socket, struct, sys, time

@@ -34,6 +34,7 @@ final class LabNetwork {
                 try Command.run(["ip", "-n", namespace, "link", "set", "lo", "up"])
                 try Command.run(["ip", "-n", namespace, "link", "set", interface, "up"])
             }
+            try queueClientInterface()
         } catch {
             remove()
             throw error
@@ -50,6 +51,16 @@ final class LabNetwork {
         for (namespace, interface) in [(gateway, gatewayInterface), (client, clientInterface)] {
             try Command.run(["ip", "-n", namespace, "link", "set", interface, "up"])
         }
+        try queueClientInterface()
+    }
+
+    /// A queue in front of the client's veth, as a real NIC has (veth has none): with XDP on the gateway
+    /// side, veth stops its queue while the gateway's ring is full, and without a qdisc the client's
+    /// packets would be dropped at the sender, a legitimate flow's beside a flood's. Each socket can
+    /// hold only its send buffer's worth in the queue (a few hundred packets, under the queue's 1000),
+    /// so a flooding socket blocks rather than crowding the others out.
+    private func queueClientInterface() throws {
+        try Command.run(["tc", "-n", client, "qdisc", "replace", "dev", clientInterface, "root", "pfifo"])
     }
 
     /// Deletes both namespaces; safe to call more than once.

@@ -9,19 +9,22 @@
 public struct HandshakeOptions: Sendable, Equatable {
     public var ipv4MSS: Int
     public var ipv6MSS: Int
-    public var windowScale: Int
+    /// nil when the server does not scale windows (`net.ipv4.tcp_window_scaling=0`).
+    public var windowScale: Int?
     public var timestamps: Bool
     public var selectiveAcknowledgements: Bool
 
     /// For an interface MTU and the server's TCP settings (`net.ipv4.tcp_rmem`'s maximum,
-    /// `net.core.rmem_max`, `net.ipv4.tcp_timestamps`, `net.ipv4.tcp_sack`).
-    public init(mtu: Int, tcpRmemMax: Int, rmemMax: Int, timestamps: Bool, selectiveAcknowledgements: Bool) {
+    /// `net.core.rmem_max`, `tcp_window_scaling`, `tcp_timestamps`, `tcp_sack`). A listener that sets
+    /// its own receive buffer (nginx `listen ... rcvbuf=`) scales by that instead: leave it unset.
+    public init(mtu: Int, tcpRmemMax: Int, rmemMax: Int, windowScaling: Bool = true, timestamps: Bool,
+                selectiveAcknowledgements: Bool) {
         // IPv4 + TCP headers take 40 bytes, IPv6 + TCP 60.
         ipv4MSS = max(536, mtu - 40)
         ipv6MSS = max(1220, mtu - 60)
         // tcp_select_initial_window(): the scale that fits the largest receive buffer in 16 bits.
         let space = max(tcpRmemMax, rmemMax, 1)
-        windowScale = min(14, max(0, (Int.bitWidth - 1 - space.leadingZeroBitCount) - 15))
+        windowScale = windowScaling ? min(14, max(0, (Int.bitWidth - 1 - space.leadingZeroBitCount) - 15)) : nil
         self.timestamps = timestamps
         self.selectiveAcknowledgements = selectiveAcknowledgements
     }
@@ -32,7 +35,8 @@ public struct HandshakeOptions: Sendable, Equatable {
 
     /// The `synproxy` statement's options for one address family.
     func statement(ipv6: Bool) -> String {
-        var words = ["synproxy mss \(ipv6 ? ipv6MSS : ipv4MSS) wscale \(windowScale)"]
+        var words = ["synproxy mss \(ipv6 ? ipv6MSS : ipv4MSS)"]
+        if let windowScale { words.append("wscale \(windowScale)") }
         if timestamps { words.append("timestamp") }
         if selectiveAcknowledgements { words.append("sack-perm") }
         return words.joined(separator: " ")

@@ -77,10 +77,6 @@ public struct NFTablesRuleset: Sendable, Equatable {
     private var ipv6Mask: String { AddressPrefix.mask(ipv6Length: policy.ipv6SubnetPrefix) }
     private static func portSet(_ ports: [UInt16]) -> String { "{ " + ports.map(String.init).joined(separator: ", ") + " }" }
     private var ports: String { Self.portSet(policy.protectedPorts) }
-    /// Ports whose SYNs are answered by synproxy: the protected ports and the auth ports.
-    private var handshakePorts: String {
-        Self.portSet(policy.protectedPorts + policy.authPorts.filter { !policy.protectedPorts.contains($0) })
-    }
     private var logged: String { policy.logPrefix.map { "log prefix \"\($0)\" " } ?? "" }
     /// What a ban does: drop, in either mode.
     private var banVerdict: String { logged + "drop" }
@@ -99,6 +95,8 @@ public struct NFTablesRuleset: Sendable, Equatable {
     private static let unjudgedConnection = "tcp flags & (syn | ack) == syn ct state new ct label ! \(judgedLabel)"
     /// In the raw-priority chain: a packet from the network, not yet seen by conntrack.
     private static let fromNetwork = "ct state invalid"
+    /// Addressed to this host, not routed through it (prerouting sees both).
+    private static let toThisHost = "fib daddr type local"
 
     /// (family keyword, address type, subnet key expression, suffix, nfproto) for IPv4 and IPv6.
     private var families: [(ip: String, type: String, subnet: String, suffix: String, nfproto: String)] {
@@ -140,15 +138,18 @@ public struct NFTablesRuleset: Sendable, Equatable {
         for family in families {
             rules.append("\(family.ip) saddr @allow_\(family.suffix) accept comment \"allowlist-tracked-\(family.suffix)\"")
         }
+        // Bans and synproxy are for this host's own services: traffic it routes elsewhere is left alone.
         for family in families {
-            rules.append("\(family.ip) saddr @block_\(family.suffix) counter \(banVerdict) comment \"blocklist-\(family.suffix)\"")
-            rules.append("\(family.subnet) @blocked_subnets_\(family.suffix) counter \(banVerdict) comment \"escalated-\(family.suffix)\"")
+            rules.append("\(family.ip) saddr @block_\(family.suffix) \(Self.toThisHost) counter \(banVerdict) comment \"blocklist-\(family.suffix)\"")
+            rules.append("\(family.subnet) @blocked_subnets_\(family.suffix) \(Self.toThisHost) counter \(banVerdict) "
+                + "comment \"escalated-\(family.suffix)\"")
         }
         // At raw priority conntrack has not looked a packet from the network up yet: its state reads
         // `invalid`. The SYN synproxy sends the server, and a local client's SYN, come in over
-        // loopback already tracked (`new`): they are neither counted nor left untracked.
-        rules.append("tcp dport \(handshakePorts) tcp flags & (fin | syn | rst | ack) == syn \(Self.fromNetwork) counter notrack "
-            + "comment \"\(RuleID.synToProtectedPorts)\"")
+        // loopback already tracked (`new`): they are neither counted nor left untracked. Observe mode
+        // leaves SYNs to conntrack, as without Gatewarden: synproxy comes with enforcing.
+        rules.append("tcp dport \(ports) tcp flags & (fin | syn | rst | ack) == syn \(Self.fromNetwork) \(Self.toThisHost) counter"
+            + (observing ? "" : " notrack") + " comment \"\(RuleID.synToProtectedPorts)\"")
         return rules
     }
 
@@ -163,8 +164,8 @@ public struct NFTablesRuleset: Sendable, Equatable {
         }
         // SYNs (untracked) get a cookie; the ACK that returns it (invalid: no entry yet) gets the
         // connection made with the server. Nothing else of the handshake reaches conntrack.
-        for family in families {
-            rules.append("meta nfproto \(family.nfproto) tcp dport \(handshakePorts) ct state invalid,untracked counter "
+        for family in families where !observing {
+            rules.append("meta nfproto \(family.nfproto) tcp dport \(ports) ct state invalid,untracked counter "
                 + "\(handshake.statement(ipv6: family.suffix == "v6")) comment \"synproxy-\(family.suffix)\"")
         }
         // A completed handshake is the SYN synproxy sends the server: `new` and a SYN, judged once.
@@ -207,7 +208,8 @@ public struct NFTablesRuleset: Sendable, Equatable {
         if let cap = conntrackCap {
             rules.append("\(completed) ct count over \(cap) counter\(limitVerdict(Self.reset)) comment \"conntrack-cap\"")
         }
-        rules.append("tcp dport \(handshakePorts) \(Self.unjudgedConnection) ct label set \(Self.judgedLabel) comment \"connection-judged\"")
+        let judged = Self.portSet(policy.protectedPorts + policy.authPorts.filter { !policy.protectedPorts.contains($0) })
+        rules.append("tcp dport \(judged) \(Self.unjudgedConnection) ct label set \(Self.judgedLabel) comment \"connection-judged\"")
         return rules
     }
 

@@ -34,7 +34,9 @@ struct ProtectionTests {
 
     private func spoofedFlood(_ lab: LabNetwork, count: Int) throws -> FloodRun {
         let client = try HTTPSClient(lab: lab, keepAlive: false, requestsPerSecond: 10, seconds: 6)
+        defer { client.stop() }
         let conntrack = try ConntrackPeak(namespace: lab.gateway)
+        defer { _ = conntrack.stop() }
         usleep(500_000)
         let flood = try lab.spoofedSYNFlood(count: count)
         let legitimate = try client.finish()

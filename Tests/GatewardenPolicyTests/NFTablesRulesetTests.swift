@@ -45,13 +45,14 @@ struct NFTablesRulesetTests {
         #expect(limiting.allSatisfy { $0.contains("ct state new") }, "every limit judges completed handshakes only")
     }
 
-    @Test("SYNs to the protected and auth ports are left untracked for synproxy; allowlisted sources keep ordinary tracking")
+    @Test("SYNs to this host's protected ports are left untracked for synproxy; allowlisted sources keep ordinary tracking")
     func synproxy() {
         let ruleset = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 1000, handshake: HandshakeOptions(
             mtu: 9000, tcpRmemMax: 33_554_432, rmemMax: 212_992, timestamps: false, selectiveAcknowledgements: true))
-        #expect(ruleset.handshakeRules.last == "tcp dport { 80, 443, 8443 } tcp flags & (fin | syn | rst | ack) == syn ct state invalid "
-            + "counter notrack comment \"syn-to-protected-ports\"")
-        #expect(ruleset.rules.contains("meta nfproto ipv4 tcp dport { 80, 443, 8443 } ct state invalid,untracked counter "
+        #expect(ruleset.handshakeRules.last == "tcp dport { 80, 443 } tcp flags & (fin | syn | rst | ack) == syn ct state invalid "
+            + "fib daddr type local counter notrack comment \"syn-to-protected-ports\"", "only SYNs to this host's protected ports")
+        #expect(ruleset.handshakeRules.contains("ip saddr @block_v4 fib daddr type local counter drop comment \"blocklist-v4\""))
+        #expect(ruleset.rules.contains("meta nfproto ipv4 tcp dport { 80, 443 } ct state invalid,untracked counter "
             + "synproxy mss 8960 wscale 10 sack-perm comment \"synproxy-v4\""))
         #expect(ruleset.rules.contains { $0.hasPrefix("meta nfproto ipv6") && $0.contains("synproxy mss 8940 wscale 10 sack-perm") })
         #expect(ruleset.text.contains("chain prerouting {\n\t\ttype filter hook prerouting priority raw; policy accept;"))
@@ -66,6 +67,14 @@ struct NFTablesRulesetTests {
         #expect(options.ipv4MSS == 1460 && options.ipv6MSS == 1440)
     }
 
+    @Test("a server that does not scale windows gets no window scale promised")
+    func noWindowScaling() {
+        let options = HandshakeOptions(mtu: 1500, tcpRmemMax: 6_291_456, rmemMax: 212_992, windowScaling: false,
+                                       timestamps: true, selectiveAcknowledgements: false)
+        #expect(options.windowScale == nil)
+        #expect(options.statement(ipv6: false) == "synproxy mss 1460 timestamp")
+    }
+
     @Test("observe mode: limits count and decide nothing, escalation bans nothing, bans still drop")
     func observe() {
         var policy = Policy.builtInDefault
@@ -75,16 +84,17 @@ struct NFTablesRulesetTests {
         let observing = NFTablesRuleset(policy: policy, conntrackMax: 1000)
         let rules = observing.handshakeRules + observing.rules
         let enforced = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 1000)
-        #expect(Self.comments(rules).filter { !$0.hasPrefix("rate-") } == Self.comments(enforced.handshakeRules + enforced.rules),
-                "rule ids are kept")
+        #expect(Self.comments(rules).filter { !$0.hasPrefix("rate-") }
+                    == Self.comments(enforced.handshakeRules + enforced.rules).filter { !$0.hasPrefix("synproxy-") }, "rule ids are kept")
         let limits = ["escalate-subnet", "rate-", "auth-subnet", "new-connections", "concurrent-connections", "conntrack-cap"]
         for rule in rules where limits.contains(where: { Self.comments([rule])[0].hasPrefix($0) }) {
             #expect(!rule.contains(" drop") && !rule.contains("reject") && !rule.contains("add @blocked_subnets"), "\(rule)")
             #expect(rule.contains("counter log prefix \"gw: \" comment"), "\(rule)")
         }
-        #expect(rules.contains { $0.contains("@block_v4 counter log prefix \"gw: \" drop comment \"blocklist-v4\"") })
-        #expect(rules.contains { $0.contains("@blocked_subnets_v4 counter log prefix \"gw: \" drop comment \"escalated-v4\"") })
-        #expect(rules.contains { $0.contains("synproxy") })
+        #expect(rules.contains { $0.contains("@block_v4 fib daddr type local counter log prefix \"gw: \" drop comment \"blocklist-v4\"") })
+        #expect(rules.contains { $0.contains("@blocked_subnets_v4 fib daddr type local counter log prefix \"gw: \" drop comment \"escalated-v4\"") })
+        #expect(!rules.contains { $0.contains("synproxy") || $0.contains("notrack") }, "observe mode leaves SYNs to conntrack")
+        #expect(rules.contains { $0.hasSuffix("comment \"syn-to-protected-ports\"") }, "but counts them")
     }
 
     @Test("the seed limits, the subnet masks and the conntrack cap at 80% of nf_conntrack_max")

@@ -49,6 +49,8 @@ struct Deployment {
         let ruleset = try Self.checkedRuleset(policy: policy, namespace: namespace,
                                               handshake: try SynproxyHost.handshakeOptions(interface: interface, in: namespace))
         warnAboutBanSetChanges(policy: policy)
+        // Checked and set before anything else changes: where /proc/sys is read-only, nothing has.
+        if policy.mode == .enforce { try SynproxyHost.requireStrictTracking(in: namespace) }
         try mountFilesystemIfMissing()
 
         let link = XDPLink(pinPath: layout.link)
@@ -95,7 +97,6 @@ struct Deployment {
                                   wallClockNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9))
             // A fresh context for the transaction: libnftables 1.0.6 can abort printing an error when a
             // context that ran a dry run is reused (its cache points into the earlier command buffer).
-            try SynproxyHost.requireStrictTracking(in: namespace)
             try NFTables(namespace: namespace).run(ruleset.applyTransaction)
             return Outcome(replaced: replacing, programID: programID, mode: mode, pins: layout.directory,
                            interface: interface, namespace: namespace)

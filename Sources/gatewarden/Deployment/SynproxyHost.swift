@@ -18,6 +18,7 @@ enum SynproxyHost {
             mtu: try NetworkInterface.mtu(of: interface, in: namespace),
             tcpRmemMax: try Sysctl.integers("net/ipv4/tcp_rmem", in: namespace)?.last ?? 6_291_456,
             rmemMax: try Sysctl.integers("net/core/rmem_max", in: namespace)?.first ?? 212_992,
+            windowScaling: try Sysctl.read("net/ipv4/tcp_window_scaling", in: namespace).map { $0 != "0" } ?? true,
             timestamps: try Sysctl.read("net/ipv4/tcp_timestamps", in: namespace).map { $0 != "0" } ?? defaults.timestamps,
             selectiveAcknowledgements: try Sysctl.read("net/ipv4/tcp_sack", in: namespace).map { $0 != "0" }
                 ?? defaults.selectiveAcknowledgements)

@@ -136,6 +136,9 @@ final class HTTPSClient {
             """)
     }
 
+    /// Ends the client at once (after `finish()`, does nothing).
+    func stop() { script.stop() }
+
     /// Waits for the schedule to end and returns what happened.
     func finish() throws -> Outcome {
         let output = script.finish()
@@ -168,6 +171,7 @@ final class ConntrackPeak: @unchecked Sendable {
         lock.withLock { finished = true }
     }
 
+    /// Safe to call more than once.
     func stop() -> Int {
         lock.withLock { running = false }
         while !lock.withLock({ finished }) { usleep(10_000) }

@@ -71,7 +71,9 @@ final class Nginx {
     func stop() {
         guard !stopped else { return }
         stopped = true
-        if let pid, server.isRunning, kill(pid, SIGTERM) == 0 {
+        // The master by its pid file, else the process started (ip netns exec execs nginx); then by force.
+        for signal in [SIGTERM, SIGKILL] where server.isRunning {
+            kill(pid ?? server.processIdentifier, signal)
             let deadline = Date().addingTimeInterval(5)
             while server.isRunning && Date() < deadline { usleep(20_000) }
         }

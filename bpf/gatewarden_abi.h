@@ -33,7 +33,8 @@ enum gw_reason {
 	GW_REASON_BLOCKLIST = 5,    /* drop: source in the blocklist, entry not expired */
 	GW_REASON_RATE_IP = 6,      /* drop (would_drop in observe mode): over the per-source limit */
 	GW_REASON_RATE_SUBNET = 7,  /* drop (would_drop in observe mode): over the per-subnet limit */
-	GW_REASON_UNSUPPORTED = 8,  /* pass: headers we do not walk (too many IPv6 extensions, ESP) */
+	GW_REASON_UNSUPPORTED = 8,  /* pass: under every limit, headers we do not walk (too many IPv6 extensions,
+	                             * ESP): no port, so limited as protected traffic */
 	GW_REASON_COUNT = 9,
 };
 

@@ -6,7 +6,8 @@
  * (a bounded walk over extension headers), and TCP/UDP destination ports. Then, in order:
  *   1. allowlist (LPM trie)          -> pass, never limited
  *   2. blocklist (LPM trie, expiry)  -> drop while the entry has not expired
- *   3. protected ports only (non-first fragments count: they carry no port to exempt them):
+ *   3. protected ports only (non-first fragments and header chains we do not walk count: they carry
+ *      no port to exempt them):
  *      per-source GCRA (/32, /128)   -> drop when over
  *      per-subnet GCRA (/24, /48-/64) -> drop when over
  *      (observe mode, gw_config.observe: counted as would_drop and passed instead; bans still drop)
@@ -587,6 +588,7 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	enum parse_result parsed;
 	__u32 zero = 0, port;
 	int is_protected;
+	__u32 pass_reason;
 	__u8 *protected;
 	__u16 proto;
 	__u64 now;
@@ -612,9 +614,13 @@ int gatewarden_xdp(struct xdp_md *ctx)
 		protected = bpf_map_lookup_elem(&gw_ports, &port);
 		is_protected = protected && *protected == GW_PORT_PROTECTED;
 	} else {
-		/* Non-first fragments carry no port to exempt them; unsupported headers are not limited. */
-		is_protected = parsed == PARSED;
+		/* Non-first fragments carry no port to exempt them, and neither does a header chain we do
+		 * not walk (more extensions than the walk, ESP): their source is known, so they are limited
+		 * as protected traffic. Otherwise a chain of options would carry a flood past every limit. */
+		is_protected = 1;
 	}
+	/* A pass keeps saying why it was not judged by port. */
+	pass_reason = parsed == UNSUPPORTED ? GW_REASON_UNSUPPORTED : GW_REASON_WITHIN_LIMIT;
 
 	/* The lists judge every packet whose source we know, whatever its port. */
 	if (!is_protected) {
@@ -624,8 +630,7 @@ int gatewarden_xdp(struct xdp_md *ctx)
 		case LISTED_BLOCK:
 			return count(GW_ACTION_DROP, GW_REASON_BLOCKLIST, bytes);
 		default:
-			return count(GW_ACTION_PASS, parsed == UNSUPPORTED ? GW_REASON_UNSUPPORTED : GW_REASON_UNPROTECTED,
-				     bytes);
+			return count(GW_ACTION_PASS, GW_REASON_UNPROTECTED, bytes);
 		}
 	}
 
@@ -649,7 +654,7 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	 * not seen within the window is sending slower than every limit: pass it, bucket-free. */
 	if (config->subnet_interval_ns ? !subnet : (config->source_interval_ns && !source)) {
 		if (!seen_recently(config->subnet_interval_ns ? &subnet_key : &facts.source, now, config, &sighted_at))
-			return count(GW_ACTION_PASS, GW_REASON_WITHIN_LIMIT, bytes);
+			return count(GW_ACTION_PASS, pass_reason, bytes);
 		if (config->subnet_interval_ns) /* a source may outlive its subnet's bucket in the LRU */
 			source = bpf_map_lookup_elem(&gw_sources, &facts.source);
 	}
@@ -661,5 +666,5 @@ int gatewarden_xdp(struct xdp_md *ctx)
 						  config->subnet_interval_ns, config->subnet_tolerance_ns))
 		return over_limit(config, GW_REASON_RATE_SUBNET, bytes);
 
-	return count(GW_ACTION_PASS, GW_REASON_WITHIN_LIMIT, bytes);
+	return count(GW_ACTION_PASS, pass_reason, bytes);
 }

@@ -16,11 +16,12 @@ private let client: [UInt8] = [192, 0, 2, 7]
 private let client6 = Packet.ipv6Address("2001:db8:1:2::7")
 // Options that read as destination port 443 if a parser ignored IHL and took them for TCP.
 private let portLookalikeOptions: [UInt8] = [0x01, 0x01, 0x01, 0xbb]
+/// One more extension header than the program walks.
+private let sevenExtensions: [Packet.Extension] = [.hopByHop] + Array(repeating: .destinationOptions, count: 6)
 
 private let statelessCases: [VerdictCase] = {
     let tcp443 = Packet.ipv4(source: client, transport: .tcp(destinationPort: 443))
     let v6tcp443 = Packet.ipv6(source: client6, transport: .tcp(destinationPort: 443))
-    let sevenExtensions: [Packet.Extension] = [.hopByHop] + Array(repeating: .destinationOptions, count: 6)
     return [
         .init(name: "IPv4 TCP to 443", packet: tcp443, action: .pass, reason: "within_limit"),
         .init(name: "IPv4 UDP to 443", packet: Packet.ipv4(source: client, transport: .udp(destinationPort: 443)),
@@ -176,6 +177,27 @@ struct VerdictTests {
         #expect(try program.run(Packet.ipv4(source: [192, 0, 2, 8], transport: .tcp(destinationPort: 443))) == .pass)
         // Unprotected ports are never charged.
         #expect(try program.run(Packet.ipv4(source: client, transport: .tcp(destinationPort: 22))) == .pass)
+    }
+
+    @Test("a header chain the walk does not reach (seven IPv6 options, ESP) is limited by its source and subnet, whatever follows")
+    func unwalkedHeadersAreLimited() throws {
+        let program = try TestProgram(limits: XDPLimits.unlimited.with(source: .init(packetsPerSecond: 1, burst: 3)))
+        let chained = Packet.ipv6(source: client6, transport: .tcp(destinationPort: 443), extensions: sevenExtensions)
+        let verdicts = try (0..<5).map { _ in try program.run(chained) }
+        #expect(verdicts == [.pass, .pass, .pass, .drop, .drop])
+        #expect(try program.counters()["pass/unsupported"] == 3, "a pass still says the headers were not walked")
+        #expect(try program.counters()["drop/rate_ip"] == 2)
+        let esp = Packet.ipv6(source: client6, transport: .raw(protocolNumber: 50, payload: [UInt8](repeating: 0, count: 16)))
+        #expect(try program.run(esp) == .drop, "ESP from the same source shares its bucket")
+
+        let subnets = try TestProgram(limits: XDPLimits.unlimited.with(subnet: .init(packetsPerSecond: 1, burst: 2)))
+        let neighbours = try (1...3).map { host -> ProgramTestRun.Action? in
+            var address = client6
+            address[15] = UInt8(host)
+            return try subnets.run(Packet.ipv6(source: address, transport: .tcp(destinationPort: 443), extensions: sevenExtensions))
+        }
+        #expect(neighbours == [.pass, .pass, .drop])
+        #expect(try subnets.counters()["drop/rate_subnet"] == 1)
     }
 
     @Test("sources of one /24 share the subnet bucket; another /24 does not")

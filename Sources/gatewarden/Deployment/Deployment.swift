@@ -49,8 +49,6 @@ struct Deployment {
         let ruleset = try Self.checkedRuleset(policy: policy, namespace: namespace,
                                               handshake: try SynproxyHost.handshakeOptions(interface: interface, in: namespace))
         warnAboutBanSetChanges(policy: policy)
-        // Checked and set before anything else changes: where /proc/sys is read-only, nothing has.
-        if policy.mode == .enforce { try SynproxyHost.requireStrictTracking(in: namespace) }
         try mountFilesystemIfMissing()
 
         let link = XDPLink(pinPath: layout.link)
@@ -67,6 +65,9 @@ struct Deployment {
         // Before anything changes: maps pinned by an earlier version with another layout are
         // replaced if they hold nothing worth keeping, and refuse the load otherwise.
         let upgrade = try PinnedMapUpgrade(object: object, layout: layout)
+        // Set once every check has passed and before XDP or nftables change: where /proc/sys is
+        // read-only, the load stops here with nothing changed.
+        if policy.mode == .enforce { try SynproxyHost.requireStrictTracking(in: namespace) }
 
         let hadDirectory = FileManager.default.fileExists(atPath: layout.directory)
         try layout.createDirectory()

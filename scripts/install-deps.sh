@@ -10,6 +10,8 @@ packages=(
   iproute2 nftables curl python3
   # protection tests: a real nginx with TLS (a certificate made by openssl) under a spoofed SYN flood (raw AF_PACKET frames from Python)
   nginx-light openssl
+  # persist tests: systemd-analyze verify reads the boot unit
+  systemd
   # monitoring checks: promtool (rules, metrics), a real Prometheus and Alertmanager, the Python
   # client's strict OpenMetrics parser
   prometheus prometheus-alertmanager python3-prometheus-client python3-yaml

@@ -41,7 +41,8 @@ struct Persist: ParsableCommand {
             throw ExitCode(1)
         }
         let ruleset = NFTablesRuleset(policy: policy, conntrackMax: try Conntrack.maximum(in: .current)).text
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+        // The binary running now, by its real path: argv[0] may be a bare name found in PATH, or relative.
+        let binary = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let files = [
             ("\(directory)/policy.yaml", policyText),
             ("\(directory)/gatewarden.nft", "# Rendered by `gatewarden persist`; `gatewarden load` applies the policy itself.\n" + ruleset),
@@ -66,9 +67,14 @@ struct Persist: ParsableCommand {
         [Unit]
         Description=Gatewarden kernel rate limiting on %i
         Documentation=https://github.com/gatewarden/gatewarden
+        # Early, like nftables.service: protection is in place before the network comes up, and after the
+        # distribution's own ruleset (whose `flush ruleset` would otherwise remove Gatewarden's table).
+        DefaultDependencies=no
         BindsTo=sys-subsystem-net-devices-%i.device
-        After=sys-subsystem-net-devices-%i.device
-        Before=network-online.target
+        After=sys-subsystem-net-devices-%i.device local-fs.target nftables.service
+        Wants=network-pre.target
+        Before=network-pre.target shutdown.target
+        Conflicts=shutdown.target
 
         [Service]
         Type=oneshot
@@ -76,6 +82,23 @@ struct Persist: ParsableCommand {
         ExecStart=\(binary) load --interface %i --xdp-mode \(xdpMode.rawValue) --policy \(directory)/policy.yaml
         # The programs stay attached and the table stays loaded when this unit stops; unloading is explicit.
         ExecStop=/bin/true
+        # What loading needs, and nothing more: BPF programs and maps, netlink for nftables and XDP,
+        # pins in the host's bpffs (mounted by systemd at boot; this unit's private mounts would not outlive it).
+        CapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_NET_ADMIN CAP_SYS_ADMIN
+        AmbientCapabilities=
+        NoNewPrivileges=yes
+        ProtectSystem=strict
+        ReadWritePaths=/sys/fs/bpf
+        ProtectHome=yes
+        PrivateTmp=yes
+        ProtectControlGroups=yes
+        ProtectKernelModules=no
+        ProtectClock=yes
+        ProtectHostname=yes
+        RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6
+        RestrictRealtime=yes
+        LockPersonality=yes
+        SystemCallArchitectures=native
 
         [Install]
         WantedBy=multi-user.target

@@ -35,6 +35,7 @@ enum SynproxyHost {
         guard current != "0" else { return }
         try Sysctl.write(looseTracking, "0", in: namespace)
         FileHandle.standardError.write(Data(("gatewarden: set net.netfilter.nf_conntrack_tcp_loose=0 in \(namespace) "
-            + "(synproxy needs the handshake's ACK to reach it untracked)\n").utf8))
+            + "(synproxy needs the handshake's ACK to reach it untracked); connections to the protected ports that "
+            + "conntrack has not seen are refused from now on (roll out with --observe first: it tracks them)\n").utf8))
     }
 }

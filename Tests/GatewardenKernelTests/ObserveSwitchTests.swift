@@ -11,24 +11,6 @@ import Testing
 struct ObserveSwitchTests {
     static let flooderAddress = "192.0.2.3"
 
-    /// Counts, before anything but XDP could drop them, the client's and the flooder's UDP packets to 443.
-    private func addWitness(_ lab: LabNetwork) throws {
-        try lab.inGateway(["nft", "add table inet gwtest-witness"])
-        try lab.inGateway(["nft", "add chain inet gwtest-witness pre { type filter hook prerouting priority -350 ; }"])
-        for address in [lab.clientAddress, Self.flooderAddress] {
-            try lab.inGateway(["nft", "add rule inet gwtest-witness pre ip saddr \(address) udp dport 443 counter"])
-        }
-    }
-
-    private func witnessPackets(_ lab: LabNetwork, from address: String) throws -> Int {
-        let listing = try lab.inGateway(["nft", "list chain inet gwtest-witness pre"]).stdout
-        for line in listing.split(separator: "\n") where line.contains("saddr \(address) ") {
-            guard let range = line.range(of: #"packets (\d+)"#, options: .regularExpression) else { continue }
-            return Int(line[range].split(separator: " ")[1]) ?? -1
-        }
-        return -1
-    }
-
     /// Runs a Python script in the client namespace; `finish()` returns what it printed as a number.
     private func startInClient(_ lab: LabNetwork, _ script: String) throws -> RunningFlood {
         let process = Process()
@@ -54,7 +36,7 @@ struct ObserveSwitchTests {
         let arguments = ["--interface", lab.gatewayInterface, "--netns", lab.gateway, "--policy", policy.path]
         defer { _ = try? GatewardenBinary.run(["unload", "--interface", lab.gatewayInterface, "--netns", lab.gateway], check: false) }
         try GatewardenBinary.run(["load"] + arguments)
-        try addWitness(lab)
+        try lab.addWitness(sources: [lab.clientAddress, Self.flooderAddress])
         let maps = try lab.gatewayInstance().maps()
 
         // The client: 80 packets/s, under 100/s burst 200 per source. The flooder, in the
@@ -104,7 +86,7 @@ struct ObserveSwitchTests {
         let floodSent = flooder.finish()
         usleep(200_000)
 
-        let legitSeen = try witnessPackets(lab, from: lab.clientAddress)
+        let legitSeen = try lab.witnessPackets(from: lab.clientAddress)
         let counters = Dictionary(uniqueKeysWithValues: try maps.readStatistics().map { ("\($0.action)/\($0.reason)", $0.packets) })
         print("observe/enforce switching: modes \(modes); client sent \(legitSent), reached the stack \(legitSeen); "
             + "flooder sent \(floodSent); counters \(counters.filter { $0.value > 0 })")

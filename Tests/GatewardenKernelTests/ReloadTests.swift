@@ -6,20 +6,6 @@ import Testing
 /// Reloads and bans on a real veth under traffic.
 @Suite("Reload under a flood", .serialized, .enabled(if: Privileges.isRoot, Privileges.reason))
 struct ReloadTests {
-    /// Counts, before any XDP-passed packet could be dropped by the stack, what reaches netfilter
-    /// from the client: the witness that the blocklist let nothing through.
-    private func addWitness(_ lab: LabNetwork) throws {
-        try lab.inGateway(["nft", "add table inet gwtest-witness"])
-        try lab.inGateway(["nft", "add chain inet gwtest-witness pre { type filter hook prerouting priority -300 ; }"])
-        try lab.inGateway(["nft", "add rule inet gwtest-witness pre ip saddr \(lab.clientAddress) udp dport 443 counter"])
-    }
-
-    private func witnessPackets(_ lab: LabNetwork) throws -> Int {
-        let listing = try lab.inGateway(["nft", "list chain inet gwtest-witness pre"]).stdout
-        guard let range = listing.range(of: #"packets (\d+)"#, options: .regularExpression) else { return -1 }
-        return Int(listing[range].split(separator: " ")[1]) ?? -1
-    }
-
     @Test("a reload mid-flood keeps counters and never lets a blocklisted source through")
     func reloadKeepsBansAndCounters() throws {
         let lab = try LabNetwork()
@@ -28,7 +14,7 @@ struct ReloadTests {
         defer { _ = try? GatewardenBinary.run(["unload"] + arguments, check: false) }
         try GatewardenBinary.run(["load"] + arguments)
         try GatewardenBinary.run(["block", "\(lab.clientAddress)/32", "--for", "1h"] + arguments)
-        try addWitness(lab)
+        try lab.addWitness(sources: [lab.clientAddress])
         let maps = try lab.gatewayInstance().maps()
         let programBefore = try lab.gatewayInstance().link.info().programID
 
@@ -47,13 +33,13 @@ struct ReloadTests {
         #expect(droppedBeforeReload > 0)
         #expect(droppedAfterReload >= droppedBeforeReload, "counters survive the reload")
         #expect(droppedAtEnd > droppedAfterReload, "the new program keeps dropping")
-        #expect(try witnessPackets(lab) == 0, "no packet of the banned source reached the stack")
+        #expect(try lab.witnessPackets(from: lab.clientAddress) == 0, "no packet of the banned source reached the stack")
 
         // The witness does count once the ban is lifted: its zero above means something.
         try GatewardenBinary.run(["unblock", "\(lab.clientAddress)/32"] + arguments)
         let after = try lab.startUDPFlood(port: 443, seconds: 0.2, maximumPackets: 50)
         #expect(after.finish() == 50)
-        #expect(try witnessPackets(lab) > 0)
+        #expect(try lab.witnessPackets(from: lab.clientAddress) > 0)
     }
 
     @Test("load after the interface was re-created replaces the severed link and keeps bans and counters")

@@ -363,14 +363,48 @@ static __always_inline void note_drop(struct gw_bucket *bucket, const struct gw_
 		register_offender(key, kind, before + 1);
 }
 
-/* Whether the blocklist holds an unexpired entry covering the source. */
-static __always_inline int is_blocked(const struct gw_lpm_key *key)
-{
-	struct gw_block_entry *entry = bpf_map_lookup_elem(&gw_blocklist, key);
+/* How many nested bans (a /32 inside a /24 inside a /16 ...) the lookup looks through. */
+#define MAX_BAN_NESTING 4
 
-	if (!entry)
-		return 0;
-	return entry->expires_boot_ns == 0 || entry->expires_boot_ns > bpf_ktime_get_boot_ns();
+/* Whether the blocklist holds an unexpired entry covering the source. The trie answers with the
+ * longest match only, and an expired entry must not hide a broader live one (a /32 banned for a
+ * minute inside a /24 banned for good): past an expired match the lookup goes on among the
+ * prefixes shorter than that entry's. Its length is not stored, so it is found as the shortest
+ * prefix length whose lookup still returns that entry (a binary search: lookup(p) returns it
+ * exactly when its length is at most p). This runs only past an expired entry. */
+static __always_inline int is_blocked(const struct gw_lpm_key *source)
+{
+	struct gw_lpm_key key = *source;
+	struct gw_block_entry *entry, *found;
+	__u32 low, high, middle;
+	__u64 now = 0;
+
+	for (int depth = 0; depth < MAX_BAN_NESTING; depth++) {
+		entry = bpf_map_lookup_elem(&gw_blocklist, &key);
+		if (!entry)
+			return 0;
+		if (entry->expires_boot_ns == 0)
+			return 1;
+		if (!now)
+			now = bpf_ktime_get_boot_ns();
+		if (entry->expires_boot_ns > now)
+			return 1;
+		low = 0;
+		high = key.prefixlen;
+		for (int step = 0; step < 8 && low < high; step++) { /* 8 halvings cover 0..128 */
+			middle = (low + high) / 2;
+			key.prefixlen = middle;
+			found = bpf_map_lookup_elem(&gw_blocklist, &key);
+			if (found == entry)
+				high = middle;
+			else
+				low = middle + 1;
+		}
+		if (high == 0)
+			return 0;
+		key.prefixlen = high - 1;
+	}
+	return 0;
 }
 
 /* GCRA: a packet conforms if, after it, the theoretical arrival time is no further ahead of

@@ -37,7 +37,7 @@ public struct XDPCollector: Collector {
         var capacity = MetricFamily(name: "gatewarden_xdp_map_capacity",
                                     help: "Maximum entries of an XDP map.", type: .gauge)
         var blocklist = MetricFamily(name: "gatewarden_blocklist_entries",
-                                     help: "Entries in a blocklist, by address family and enforcing layer.", type: .gauge)
+                                     help: "Bans in force (not expired) in a blocklist, by address family and enforcing layer.", type: .gauge)
         var top = MetricFamily(name: "gatewarden_top_source_dropped_packets",
                                help: "Packets dropped (in observe mode: would have been dropped) for rate from the top offending sources and subnets (bounded to the top K).",
                                type: .gauge)
@@ -94,11 +94,10 @@ public struct XDPCollector: Collector {
             let counts = try maps.listEntries(list)
             families.entries.add(["interface": interface, "map": list.info.name], Double(counts.ipv4 + counts.ipv6))
             families.capacity.add(["interface": interface, "map": list.info.name], Double(list.info.maxEntries))
-            if list.info.name == XDPMaps.Name.blocklist {
-                families.blocklist.add(["interface": interface, "family": "ipv4", "layer": "xdp"], Double(counts.ipv4))
-                families.blocklist.add(["interface": interface, "family": "ipv6", "layer": "xdp"], Double(counts.ipv6))
-            }
         }
+        let bans = try maps.bansInForce()
+        families.blocklist.add(["interface": interface, "family": "ipv4", "layer": "xdp"], Double(bans.ipv4))
+        families.blocklist.add(["interface": interface, "family": "ipv6", "layer": "xdp"], Double(bans.ipv6))
     }
 
     /// The top K offenders by exact drop count.

@@ -228,6 +228,15 @@ public struct XDPMaps: Sendable {
         return removed
     }
 
+    /// Bans in force (not expired) by family. An expired entry stays in the trie until it is replaced or
+    /// lifted, judging nothing (the program looks past it), so it is not counted.
+    public func bansInForce() throws -> (ipv4: Int, ipv6: Int) {
+        let now = BootClock.nanoseconds
+        let live = try bans().filter { $0.expiresBootNanoseconds == 0 || $0.expiresBootNanoseconds > now }
+        let ipv4 = live.filter(\.prefix.isIPv4).count
+        return (ipv4, live.count - ipv4)
+    }
+
     /// Every ban with its expiry (CLOCK_BOOTTIME nanoseconds; 0 = never).
     public func bans() throws -> [(prefix: AddressPrefix, expiresBootNanoseconds: UInt64)] {
         try blocklist.keys(as: gw_lpm_key.self).compactMap { key in

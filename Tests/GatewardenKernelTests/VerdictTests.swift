@@ -1,4 +1,5 @@
 import CGatewardenABI
+import Foundation
 import GatewardenKernel
 import Testing
 
@@ -136,6 +137,27 @@ struct VerdictTests {
         let counters = try program.counters()
         #expect(counters["drop/blocklist"] == 3)
         #expect(counters["pass/within_limit"] == 2)
+    }
+
+    @Test("an expired narrow ban never unmasks a live broader one, however deep the nesting")
+    func expiredNarrowBan() throws {
+        let program = try TestProgram(limits: .unlimited)
+        try program.maps.block(try AddressPrefix("192.0.0.0/16"), for: nil)
+        try program.maps.block(try AddressPrefix("192.0.2.0/24"), for: .nanoseconds(1))
+        try program.maps.block(try AddressPrefix("192.0.2.0/28"), for: .nanoseconds(1))
+        try program.maps.block(try AddressPrefix("192.0.2.7/32"), for: .nanoseconds(1))
+        try program.maps.block(try AddressPrefix("2001:db8::/32"), for: .seconds(3600))
+        try program.maps.block(try AddressPrefix("2001:db8:1:2::/64"), for: .nanoseconds(1))
+        usleep(1_000)
+        // Three expired bans between the source and the live /16: still dropped.
+        #expect(try program.run(Packet.ipv4(source: client, transport: .tcp(destinationPort: 443))) == .drop)
+        #expect(try program.run(Packet.ipv4(source: [192, 0, 2, 200], transport: .tcp(destinationPort: 22))) == .drop)
+        #expect(try program.run(Packet.ipv6(source: client6, transport: .tcp(destinationPort: 443))) == .drop)
+        #expect(try program.maps.bansInForce() == (1, 1), "expired entries are not bans in force")
+        // Outside every live ban, the expired ones decide nothing.
+        try program.maps.unblock(try AddressPrefix("192.0.0.0/16"))
+        #expect(try program.run(Packet.ipv4(source: client, transport: .tcp(destinationPort: 443))) == .pass)
+        #expect(try program.counters()["drop/blocklist"] == 3)
     }
 
     @Test("a cached list verdict is void the moment the lists change")

@@ -159,14 +159,20 @@ public struct NFTablesRuleset: Sendable, Equatable {
         if let mark = policy.ctMarkDrop {
             rules.append("ct mark \(String(format: "0x%x", mark)) counter \(banVerdict) comment \"ct-mark-drop\"")
         }
+        // SYNs (untracked: never an allowlisted source's, prerouting kept those tracked) get a cookie,
+        // first thing: a flood's SYN costs no other rule here.
+        for family in families where !observing {
+            rules.append("meta nfproto \(family.nfproto) tcp dport \(ports) ct state untracked counter "
+                + "\(handshake.statement(ipv6: family.suffix == "v6")) comment \"synproxy-\(family.suffix)\"")
+        }
         for family in families {
             rules.append("\(family.ip) saddr @allow_\(family.suffix) counter accept comment \"allowlist-\(family.suffix)\"")
         }
-        // SYNs (untracked) get a cookie; the ACK that returns it (invalid: no entry yet) gets the
-        // connection made with the server. Nothing else of the handshake reaches conntrack.
+        // The ACK that returns a cookie (invalid: no entry yet) gets the connection made with the server.
+        // After the allowlist: an allowlisted connection conntrack never saw keeps reaching its socket.
         for family in families where !observing {
-            rules.append("meta nfproto \(family.nfproto) tcp dport \(ports) ct state invalid,untracked counter "
-                + "\(handshake.statement(ipv6: family.suffix == "v6")) comment \"synproxy-\(family.suffix)\"")
+            rules.append("meta nfproto \(family.nfproto) tcp dport \(ports) ct state invalid counter "
+                + "\(handshake.statement(ipv6: family.suffix == "v6")) comment \"synproxy-ack-\(family.suffix)\"")
         }
         // A completed handshake is the SYN synproxy sends the server: `new` and a SYN, judged once.
         // Until the server answers, the client's first data is `new` too, and synproxy sends the SYN

@@ -29,8 +29,9 @@ struct NFTablesRulesetTests {
         policy.xdpEnabled = false
         let comments = Self.comments(NFTablesRuleset(policy: policy, conntrackMax: 1000).rules)
         let position = { (id: String) in try #require(comments.firstIndex(of: id)) }
-        #expect(try position("allowlist-v4") < position("synproxy-v4"))
-        #expect(try position("synproxy-v4") < position("escalate-subnet-v4"))
+        #expect(try position("synproxy-v4") < position("allowlist-v4"), "a flood's SYN costs no other rule")
+        #expect(try position("allowlist-v4") < position("synproxy-ack-v4"), "an allowlisted connection conntrack never saw keeps working")
+        #expect(try position("synproxy-ack-v4") < position("escalate-subnet-v4"))
         #expect(try position("escalate-subnet-v4") < position("rate-source-v4"))
         #expect(try position("rate-source-v4") < position("new-connections-v4"))
         #expect(try position("concurrent-connections-v4") < position("conntrack-cap"))
@@ -52,8 +53,10 @@ struct NFTablesRulesetTests {
         #expect(ruleset.handshakeRules.last == "tcp dport { 80, 443 } tcp flags & (fin | syn | rst | ack) == syn ct state invalid "
             + "fib daddr type local counter notrack comment \"syn-to-protected-ports\"", "only SYNs to this host's protected ports")
         #expect(ruleset.handshakeRules.contains("ip saddr @block_v4 fib daddr type local counter drop comment \"blocklist-v4\""))
-        #expect(ruleset.rules.contains("meta nfproto ipv4 tcp dport { 80, 443 } ct state invalid,untracked counter "
-            + "synproxy mss 8960 wscale 10 sack-perm comment \"synproxy-v4\""))
+        #expect(ruleset.rules.first == "meta nfproto ipv4 tcp dport { 80, 443 } ct state untracked counter "
+            + "synproxy mss 8960 wscale 10 sack-perm comment \"synproxy-v4\"")
+        #expect(ruleset.rules.contains("meta nfproto ipv4 tcp dport { 80, 443 } ct state invalid counter "
+            + "synproxy mss 8960 wscale 10 sack-perm comment \"synproxy-ack-v4\""))
         #expect(ruleset.rules.contains { $0.hasPrefix("meta nfproto ipv6") && $0.contains("synproxy mss 8940 wscale 10 sack-perm") })
         #expect(ruleset.text.contains("chain prerouting {\n\t\ttype filter hook prerouting priority raw; policy accept;"))
     }

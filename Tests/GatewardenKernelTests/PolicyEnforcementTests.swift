@@ -110,6 +110,18 @@ struct PolicyEnforcementTests {
         #expect(try lab.ruleCounter("concurrent-connections-v4") >= 1)
     }
 
+    @Test("over IPv6 too: the handshake completes through synproxy, 20 connections stay open, the 21st is reset")
+    func concurrentConnectionsIPv6() throws {
+        let (lab, arguments, file) = try lab(policy: Self.policy(limits: ["concurrent_connections_per_source": "20"]))
+        defer { teardown(lab, arguments, file) }
+        try Command.run(["ip", "-n", lab.gateway, "addr", "add", "2001:db8:1::1/64", "dev", lab.gatewayInterface, "nodad"])
+        try lab.addClientAddresses(["2001:db8:1::2"], prefix: 64)
+        let outcomes = try holdConnections(lab, count: 21, to: "2001:db8:1::1")
+        #expect(outcomes == Array(repeating: "open", count: 20) + ["reset"])
+        #expect(try lab.ruleCounter("synproxy-v6") >= 21, "every SYN was answered by synproxy")
+        #expect(try lab.ruleCounter("concurrent-connections-v6") >= 1)
+    }
+
     @Test("observe mode: the 21st connection and an escalating subnet are counted, and nothing is reset or banned")
     func observeMode() throws {
         let (lab, arguments, file) = try lab(policy: Self.policy("""
@@ -135,12 +147,14 @@ struct PolicyEnforcementTests {
     /// Opens `count` connections from the client to a server in the gateway that holds what it
     /// accepts; returns "open" or "reset" for each, a second after each sent one byte (behind synproxy
     /// the handshake completes first, and the reset answers the connection's first segment).
-    private func holdConnections(_ lab: LabNetwork, count: Int) throws -> [String] {
+    private func holdConnections(_ lab: LabNetwork, count: Int, to address: String? = nil) throws -> [String] {
+        let destination = address ?? lab.gatewayAddress
+        let family = destination.contains(":") ? "socket.AF_INET6" : "socket.AF_INET"
         let server = try NamespacePython(namespace: lab.gateway, script: """
             import socket, time
-            s = socket.socket()
+            s = socket.socket(\(family))
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("0.0.0.0", 443))
+            s.bind(("\(destination)", 443))
             s.listen(64)
             s.settimeout(15)
             print("ready")
@@ -157,10 +171,10 @@ struct PolicyEnforcementTests {
             import socket, time
             held, outcomes = [], []
             for i in range(\(count)):
-                s = socket.socket()
+                s = socket.socket(\(family))
                 s.settimeout(3)
                 try:
-                    s.connect(("\(lab.gatewayAddress)", 443))
+                    s.connect(("\(destination)", 443))
                     s.sendall(b"x")
                     held.append(s)
                 except OSError as e:

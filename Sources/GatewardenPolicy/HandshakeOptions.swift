@@ -29,8 +29,12 @@ public struct HandshakeOptions: Sendable, Equatable {
         self.selectiveAcknowledgements = selectiveAcknowledgements
     }
 
+    /// Linux's defaults for `net.ipv4.tcp_rmem`'s maximum and `net.core.rmem_max`.
+    public static let defaultTCPRmemMax = 6_291_456
+    public static let defaultRmemMax = 212_992
+
     /// A 1500-byte MTU and Linux's defaults: what `render` shows without an interface to read.
-    public static let linuxDefault = HandshakeOptions(mtu: 1500, tcpRmemMax: 6_291_456, rmemMax: 212_992,
+    public static let linuxDefault = HandshakeOptions(mtu: 1500, tcpRmemMax: defaultTCPRmemMax, rmemMax: defaultRmemMax,
                                                       timestamps: true, selectiveAcknowledgements: true)
 
     /// The `synproxy` statement's options for one address family.

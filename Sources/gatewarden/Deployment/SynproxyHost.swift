@@ -13,15 +13,15 @@ enum SynproxyHost {
 
     /// The handshake options for `interface`, read from the kernel.
     static func handshakeOptions(interface: String, in namespace: NetworkNamespace) throws -> HandshakeOptions {
-        let defaults = HandshakeOptions.linuxDefault
+        // A switch that reads 0 is off; a missing one keeps Linux's default, on.
+        func enabled(_ name: String) throws -> Bool { try Sysctl.read(name, in: namespace).map { $0 != "0" } ?? true }
         return HandshakeOptions(
             mtu: try NetworkInterface.mtu(of: interface, in: namespace),
-            tcpRmemMax: try Sysctl.integers("net/ipv4/tcp_rmem", in: namespace)?.last ?? 6_291_456,
-            rmemMax: try Sysctl.integers("net/core/rmem_max", in: namespace)?.first ?? 212_992,
-            windowScaling: try Sysctl.read("net/ipv4/tcp_window_scaling", in: namespace).map { $0 != "0" } ?? true,
-            timestamps: try Sysctl.read("net/ipv4/tcp_timestamps", in: namespace).map { $0 != "0" } ?? defaults.timestamps,
-            selectiveAcknowledgements: try Sysctl.read("net/ipv4/tcp_sack", in: namespace).map { $0 != "0" }
-                ?? defaults.selectiveAcknowledgements)
+            tcpRmemMax: try Sysctl.integers("net/ipv4/tcp_rmem", in: namespace)?.last ?? HandshakeOptions.defaultTCPRmemMax,
+            rmemMax: try Sysctl.integers("net/core/rmem_max", in: namespace)?.first ?? HandshakeOptions.defaultRmemMax,
+            windowScaling: try enabled("net/ipv4/tcp_window_scaling"),
+            timestamps: try enabled("net/ipv4/tcp_timestamps"),
+            selectiveAcknowledgements: try enabled("net/ipv4/tcp_sack"))
     }
 
     /// Turns loose TCP tracking off in the namespace (nf_conntrack is loaded by the ruleset's dry

@@ -34,6 +34,10 @@ public struct XDPMaps: Sendable {
         ]
     }
 
+    /// Room in the list maps (fixed when the maps are created).
+    public static let allowlistCapacity = Int(GW_ALLOWLIST_DEFAULT_ENTRIES)
+    public static let blocklistCapacity = Int(GW_BLOCKLIST_DEFAULT_ENTRIES)
+
     /// `enum gw_action` names, by value.
     public static let actionNames = ["pass", "drop", "would_drop"]
     /// `enum gw_reason` names, by value; the `reason` label of `gatewarden_xdp_packets_total`.

@@ -70,7 +70,7 @@ public struct PolicyParser {
             case "limits": readLimits(value, into: &policy)
             case "escalation": readEscalation(value, into: &policy)
             case "blocklist": readBlocklist(value, into: &policy)
-            case "allowlist": policy.allowlist = prefixes(value, key) ?? policy.allowlist
+            case "allowlist": policy.allowlist = prefixes(value, key, atMost: XDPMaps.allowlistCapacity) ?? policy.allowlist
             case "log_prefix": policy.logPrefix = logPrefix(value, key)
             case "ct_mark_drop": policy.ctMarkDrop = integer(value, key, in: 1...Int(UInt32.max)).map(UInt32.init)
             case "xdp": readXDP(value, into: &policy)
@@ -130,7 +130,7 @@ public struct PolicyParser {
             switch key {
             case "timeout": policy.blocklistTimeout = parser.duration(value, path) ?? policy.blocklistTimeout
             case "size": policy.blocklistSize = parser.integer(value, path, in: 16...(1 << 24)) ?? policy.blocklistSize
-            case "entries": policy.blocklist = parser.prefixes(value, path) ?? policy.blocklist
+            case "entries": policy.blocklist = parser.prefixes(value, path, atMost: XDPMaps.blocklistCapacity) ?? policy.blocklist
             default: return false
             }
             return true
@@ -207,9 +207,15 @@ public struct PolicyParser {
         return ports
     }
 
-    private mutating func prefixes(_ node: Node, _ key: String) -> [AddressPrefix]? {
+    /// A list of CIDRs, of at most `capacity` entries: the XDP map that holds them, checked here so
+    /// that `check` refuses what `load` could only half-apply.
+    private mutating func prefixes(_ node: Node, _ key: String, atMost capacity: Int) -> [AddressPrefix]? {
         guard let sequence = node.sequence else {
             problem(node, key, "expected a list of CIDRs")
+            return nil
+        }
+        guard sequence.count <= capacity else {
+            problem(node, key, "\(sequence.count) entries; the XDP map holding them has room for \(capacity)")
             return nil
         }
         var prefixes: [AddressPrefix] = []
@@ -292,7 +298,7 @@ public struct PolicyParser {
 
     private mutating func duration(_ node: Node, _ key: String) -> PolicyDuration? {
         guard let text = node.string, node.scalar != nil, let duration = PolicyDuration.parse(text) else {
-            problem(node, key, "expected a duration such as 90s, 30m, 1h or 7d")
+            problem(node, key, "expected a duration from 1s to \(PolicyDuration.maximum), such as 90s, 30m, 1h or 7d")
             return nil
         }
         return duration
@@ -303,8 +309,11 @@ public struct PolicyParser {
             problem(node, key, "expected a string")
             return nil
         }
-        guard text.count <= 127, !text.contains("\""), !text.contains("\n"), text.allSatisfy({ $0.isASCII && !$0.isNewline }) else {
-            problem(node, key, "expected at most 127 printable ASCII characters without quotes")
+        // nftables reads `$` as a variable and `\\` as an escape inside its quotes; control characters
+        // (a NUL among them, which YAML can carry) have no place in a log line.
+        let printable = text.unicodeScalars.allSatisfy { (0x20...0x7e).contains($0.value) && !"\"$\\".unicodeScalars.contains($0) }
+        guard text.count <= 127, printable else {
+            problem(node, key, "expected at most 127 printable ASCII characters without quotes, `$` or backslashes")
             return nil
         }
         return text

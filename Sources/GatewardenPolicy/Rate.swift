@@ -55,12 +55,19 @@ public struct PolicyDuration: Sendable, Equatable, CustomStringConvertible {
         self.seconds = seconds
     }
 
+    /// The longest duration accepted: ten years, "until removed" in practice. Every conversion of it
+    /// (nanoseconds on the boot clock, nftables' millisecond timeouts) stays far from overflowing.
+    public static let maximum = PolicyDuration(seconds: 3650 * 86400)
+
+    /// `text` as a duration, or nil when it is not one or is longer than `maximum`.
     public static func parse(_ text: String) -> PolicyDuration? {
         let units: [Character: UInt64] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
         guard let unit = text.last, let multiplier = units[unit], let amount = UInt64(text.dropLast()), amount > 0 else {
             return nil
         }
-        return PolicyDuration(seconds: amount * multiplier)
+        let (seconds, overflow) = amount.multipliedReportingOverflow(by: multiplier)
+        guard !overflow, seconds <= maximum.seconds else { return nil }
+        return PolicyDuration(seconds: seconds)
     }
 
     /// The largest exact unit, as nft writes timeouts.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GatewardenKernel
+import GatewardenPolicy
 
 /// `gatewarden block`: bans a source network in the XDP blocklist.
 struct Block: ParsableCommand {
@@ -17,7 +18,7 @@ struct Block: ParsableCommand {
 
     @OptionGroup var instance: InstanceOptions
 
-    @Option(name: .customLong("for"), help: ArgumentHelp("How long the ban lasts: 90s, 30m, 1h, 7d; omitted, until unblocked.",
+    @Option(name: .customLong("for"), help: ArgumentHelp("How long the ban lasts: 90s, 30m, 1h, 7d, at most \(PolicyDuration.maximum); omitted, until unblocked.",
                                                          valueName: "duration"))
     var duration: BanDuration?
 
@@ -62,10 +63,8 @@ struct BanDuration: ExpressibleByArgument {
     let text: String
 
     init?(argument: String) {
-        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
-        guard let unit = argument.last, let multiplier = units[unit],
-              let amount = Int64(argument.dropLast()), amount > 0 else { return nil }
-        value = .seconds(amount * multiplier)
+        guard let duration = PolicyDuration.parse(argument) else { return nil }
+        value = .seconds(Int64(duration.seconds))
         text = argument
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import GatewardenKernel
 import Yams
 
@@ -27,11 +28,27 @@ public struct PolicyParser {
     }
 
     public static func parse(file path: String) throws -> Policy {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path) else {
             throw PolicyProblems(problems: [PolicyProblem(file: path, line: 0, column: 0, key: "--policy",
                                                           message: "cannot read the file")])
         }
+        guard let text = String(data: data, encoding: .utf8) else {
+            let (line, column) = firstInvalidUTF8(in: data)
+            throw PolicyProblems(problems: [PolicyProblem(file: path, line: line, column: column, key: "(yaml)",
+                                                          message: "not valid UTF-8")])
+        }
         return try parse(yaml: text, file: path)
+    }
+
+    /// Where the first byte that is not UTF-8 sits, as line and column (counted in characters).
+    private static func firstInvalidUTF8(in data: Data) -> (line: Int, column: Int) {
+        var bytes = data.makeIterator()
+        var parser = Unicode.UTF8.ForwardParser()
+        var line = 1, column = 1
+        while case .valid(let encoded) = parser.parseScalar(from: &bytes) {
+            if Unicode.UTF8.decode(encoded) == "\n" { line += 1; column = 1 } else { column += 1 }
+        }
+        return (line, column)
     }
 
     // MARK: Problems
@@ -323,6 +340,10 @@ public struct PolicyParser {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
             return PolicyProblem(file: file, line: mark.line, column: mark.column, key: "(yaml)", message: problem)
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // The mark is the key's first appearance; the message says which key repeats.
+            return PolicyProblem(file: file, line: context.mark.line, column: context.mark.column,
+                                 key: duplicates.first ?? "(yaml)", message: "appears more than once in the same mapping")
         default:
             return PolicyProblem(file: file, line: 1, column: 1, key: "(yaml)", message: "\(error)")
         }

@@ -101,4 +101,17 @@ struct PolicyParserTests {
             Issue.record("unexpected \(error)")
         }
     }
+
+    @Test("a file that is not UTF-8 is refused at its first bad byte, by line and column")
+    func invalidUTF8() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gwt-utf8-\(getpid()).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data("allowlist: [192.0.2.0/24]\nprotected_ports: [80, 4".utf8 + [0xe9] + Data("]\n".utf8)).write(to: file)
+        #expect(throws: PolicyProblems.self) { try PolicyParser.parse(file: file.path) }
+        do {
+            _ = try PolicyParser.parse(file: file.path)
+        } catch let problems as PolicyProblems {
+            #expect(problems.problems.map(\.description) == ["\(file.path):2:24: (yaml): not valid UTF-8"])
+        }
+    }
 }

@@ -7,29 +7,30 @@ import GatewardenKernel
 /// Every rule carries a comment that is its stable identity: the exporter labels the rule's
 /// counters with it, and dashboards and alerts key on it.
 ///
-/// SYN floods never reach conntrack. Chain `prerouting` (raw priority, before conntrack) marks SYNs
-/// to the handshake ports untracked; chain `input` answers them with `synproxy`, a SYN cookie, and
-/// only a client that completes the handshake gets a conntrack entry (the SYN synproxy then sends
+/// SYN floods never reach conntrack. Chain `prerouting` (raw priority, before conntrack) leaves SYNs
+/// to this host's protected ports untracked; chain `input` answers them with `synproxy`, a SYN cookie,
+/// and only a client that completes the handshake gets a conntrack entry (the SYN synproxy then sends
 /// the server on its behalf, `ct state new`). Every connection limit judges those completed
-/// handshakes, so a spoofed source can neither fill conntrack nor spend a real source's budget,
-/// and no rule's cost grows with a flood of forged addresses.
+/// handshakes, once each, so a spoofed source can neither fill conntrack nor spend a real source's
+/// budget.
 ///
 /// Chain `prerouting` (raw priority): allowlisted sources pass, bans (policy/manual and escalated)
-/// drop before conntrack sees them, SYNs to the handshake ports are counted and left untracked.
+/// drop before conntrack sees them, SYNs to the protected ports are counted and left untracked.
 ///
 /// Order in `input` matters, and is the point of the design:
-///   1. ct mark drop (optional), allowlist accept;
-///   2. synproxy for SYNs and handshake ACKs (`ct state invalid,untracked`) to the handshake ports;
+///   1. ct mark drop (optional); synproxy for untracked SYNs, before anything a flood's SYN need not pay;
+///   2. allowlist accept, then synproxy for the ACK that returns a cookie;
 ///   3. escalation watches every completed handshake before any limit can hide it (a subnet over
 ///      the escalation rate is banned for `block_for`);
 ///   4. packet rates per source and per subnet, only with the XDP layer off (XDP holds them
 ///      otherwise, and nftables never limits established traffic);
 ///   5. per-subnet new-connection limit on the auth ports, new connections per source, concurrent
-///      connections per source and the conntrack cap, each answering with a TCP reset.
+///      connections per source and the conntrack cap, each answering with a TCP reset; then the
+///      connection is marked judged.
 ///
 /// In observe mode (`Policy.mode`) the same rules count what they would have done and decide
-/// nothing: no drop, no reset, no escalation ban. Bans already in force, and synproxy (which
-/// refuses no client that completes a handshake), stay.
+/// nothing: no drop, no reset, no escalation ban. Bans already in force still drop. SYNs are left
+/// to conntrack, as without Gatewarden: synproxy comes with enforcing.
 ///
 ///     let ruleset = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 262144)
 ///     try nft.run(ruleset.applyTransaction)   // atomic; keeps the bans
@@ -37,7 +38,7 @@ public struct NFTablesRuleset: Sendable, Equatable {
     public static let family = "inet"
     public static let tableName = "gatewarden"
     public static let chainName = "input"
-    /// The raw-priority chain that keeps SYNs to the handshake ports out of conntrack.
+    /// The raw-priority chain that keeps SYNs to the protected ports out of conntrack.
     public static let handshakeChainName = "prerouting"
 
     /// Stable rule identities (the rules' comments) that other code refers to.
@@ -132,7 +133,7 @@ public struct NFTablesRuleset: Sendable, Equatable {
     /// The rules of chain `prerouting`, in order, before conntrack looks a packet up: allowlisted
     /// sources pass with ordinary conntrack (they are never limited, so they need no SYN cookie);
     /// bans drop (a banned packet costs no conntrack lookup, and a banned SYN gets no cookie);
-    /// every other SYN to a handshake port is counted and left untracked for synproxy.
+    /// every other SYN to a protected port is counted and left untracked for synproxy.
     public var handshakeRules: [String] {
         var rules: [String] = []
         for family in families {

@@ -62,3 +62,43 @@ extension String {
         return text
     }
 }
+
+/// What defines a state set beyond its name and type: the statement its elements carry (kept in
+/// the set's comment), how long an idle element lives (nil: until removed) and its size.
+public struct NFTablesSetShape: Sendable, Equatable {
+    public var comment: String
+    public var timeoutSeconds: UInt64?
+    public var size: Int
+
+    public init(comment: String, timeoutSeconds: UInt64?, size: Int) {
+        self.comment = comment
+        self.timeoutSeconds = timeoutSeconds
+        self.size = size
+    }
+
+    /// The set's body after its type, in nft syntax.
+    public var body: String {
+        let flags = timeoutSeconds == nil ? "dynamic" : "dynamic, timeout"
+        let timeout = timeoutSeconds.map { "timeout \($0)s; " } ?? ""
+        return "flags \(flags); \(timeout)size \(size); comment \"\(comment)\";"
+    }
+}
+
+extension NFTables {
+    /// The sets of one table with their shapes, by name; empty when the table does not exist.
+    public func setShapes(family: String, table: String) throws -> [String: NFTablesSetShape] {
+        guard try tableExists(family: family, name: table) else { return [:] }
+        let json = try run("list sets \(family)", json: true, terse: true)
+        guard let root = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+              let objects = root["nftables"] as? [[String: Any]] else { return [:] }
+        var shapes: [String: NFTablesSetShape] = [:]
+        for object in objects {
+            guard let set = object["set"] as? [String: Any], set["table"] as? String == table,
+                  let name = set["name"] as? String else { continue }
+            shapes[name] = NFTablesSetShape(comment: set["comment"] as? String ?? "",
+                                            timeoutSeconds: (set["timeout"] as? NSNumber)?.uint64Value,
+                                            size: (set["size"] as? NSNumber)?.intValue ?? 0)
+        }
+        return shapes
+    }
+}

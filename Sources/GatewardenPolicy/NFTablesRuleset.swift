@@ -115,15 +115,50 @@ public struct NFTablesRuleset: Sendable, Equatable {
             sets.append(.init(name: "blocked_subnets_\(family.suffix)",
                               body: "type \(family.type); flags dynamic, timeout; timeout \(policy.escalationBlockFor); size \(size);"))
         }
-        // Rate state: recreated at each apply (it holds nothing worth keeping).
         for family in families {
-            for name in ["escalation", "rate_source", "rate_subnet", "auth_subnet", "new_connections"] {
-                sets.append(.init(name: "\(name)_\(family.suffix)",
-                                  body: "type \(family.type); flags dynamic, timeout; timeout 60s; size 65536;"))
+            for set in stateSets {
+                sets.append(.init(name: "\(set.name)_\(family.suffix)", body: "type \(family.type); \(set.shape.body)"))
             }
-            sets.append(.init(name: "connections_\(family.suffix)", body: "type \(family.type); flags dynamic; size 65536;"))
         }
         return sets
+    }
+
+    /// The sets that hold per-key state for a rule: rate meters and connection counts.
+    ///
+    /// Each element carries its own copy of the rule's statement (its rate, or its connection
+    /// limit), made when the element is created; a changed rule does not reach elements made
+    /// before. So a state set is kept across applies exactly while the statement its elements
+    /// carry, its timeout and its size are unchanged (its comment names the statement), and
+    /// recreated otherwise: an unchanged policy re-applied keeps every source's spent budget and
+    /// open-connection count.
+    public var stateSets: [(name: String, shape: NFTablesSetShape)] {
+        func meter(_ name: String, _ rate: Rate?) -> (String, NFTablesSetShape) {
+            (name, NFTablesSetShape(comment: rate.map(Self.limit) ?? "unused", timeoutSeconds: Self.meterTimeout(rate).seconds,
+                                    size: Self.stateSetSize))
+        }
+        return [
+            meter("escalation", policy.escalationPerSubnet),
+            meter("rate_source", policy.perSource),
+            meter("rate_subnet", policy.perSubnet),
+            meter("auth_subnet", policy.authPerSubnet),
+            meter("new_connections", policy.newConnectionsPerSource),
+            ("connections", NFTablesSetShape(comment: policy.concurrentConnectionsPerSource.map { "ct count over \($0)" } ?? "unused",
+                                             timeoutSeconds: nil, size: Self.stateSetSize)),
+        ]
+    }
+
+    static let stateSetSize = 65536
+
+    /// How long a meter keeps an idle key: at least until its bucket has refilled. An element
+    /// that timed out comes back with a full burst, so a shorter timeout would hand an idle
+    /// source a fresh burst early (10/hour burst 10 refills in an hour: its key must live an hour).
+    static func meterTimeout(_ rate: Rate?) -> PolicyDuration {
+        let minimum: UInt64 = 60
+        guard let rate, rate.count > 0 else { return PolicyDuration(seconds: minimum) }
+        let (span, overflow) = rate.burst.multipliedReportingOverflow(by: rate.unit.seconds)
+        guard !overflow else { return .maximum }
+        let refill = (span + rate.count - 1) / rate.count
+        return PolicyDuration(seconds: min(max(minimum, refill), PolicyDuration.maximum.seconds))
     }
 
     private static func limit(_ rate: Rate) -> String {
@@ -142,6 +177,16 @@ public struct NFTablesRuleset: Sendable, Equatable {
         // Bans and synproxy are for this host's own services: traffic it routes elsewhere is left alone.
         for family in families {
             rules.append("\(family.ip) saddr @block_\(family.suffix) \(Self.toThisHost) counter \(banVerdict) comment \"blocklist-\(family.suffix)\"")
+            // A subnet that keeps trying while banned, faster than the escalation rate, keeps its ban:
+            // without this the ban lapses on time and the subnet comes back with a full burst.
+            // Counted in SYNs, since a banned subnet completes no handshake.
+            // Observe mode counts what it would renew.
+            if let escalation = policy.escalationPerSubnet {
+                let renew = observing ? "" : "update @blocked_subnets_\(family.suffix) { \(family.subnet) timeout \(policy.escalationBlockFor) } "
+                rules.append("\(family.subnet) @blocked_subnets_\(family.suffix) \(Self.toThisHost) tcp flags & (fin | syn | rst | ack) == syn "
+                    + "update @escalation_\(family.suffix) { \(family.subnet) \(Self.limit(escalation)) } "
+                    + "\(renew)counter comment \"escalation-renewed-\(family.suffix)\"")
+            }
             rules.append("\(family.subnet) @blocked_subnets_\(family.suffix) \(Self.toThisHost) counter \(banVerdict) "
                 + "comment \"escalated-\(family.suffix)\"")
         }
@@ -260,19 +305,26 @@ public struct NFTablesRuleset: Sendable, Equatable {
     }
 
     /// One transaction that applies the policy whether or not the table exists, in which the table
-    /// is never absent and the ban sets keep their elements: the chain is flushed and refilled, rate
-    /// state is recreated, the allowlists replaced, the policy's own bans (re)added.
-    public var applyTransaction: String {
+    /// is never absent and the ban sets keep their elements: the chain is flushed and refilled, state
+    /// sets are kept where `installed` shows them unchanged and recreated otherwise, the allowlists
+    /// replaced, the policy's own bans (re)added.
+    public var applyTransaction: String { applyTransaction(installed: [:]) }
+
+    /// `applyTransaction` over a table whose sets are `installed` (by name, as `NFTables.setShapes` lists them).
+    public func applyTransaction(installed: [String: NFTablesSetShape]) -> String {
         let table = "\(Self.family) \(Self.tableName)"
         var lines = ["add table \(table)"]
         for chain in chains {
             lines += ["add chain \(table) \(chain.name) { \(chain.header) }", "flush chain \(table) \(chain.name)"]
         }
+        let unchangedStateSets = Set(families.flatMap { family in
+            stateSets.filter { installed["\($0.name)_\(family.suffix)"] == $0.shape }.map { "\($0.name)_\(family.suffix)" }
+        })
         for set in sets {
-            if Self.keptSets.contains(set.name) {
+            if Self.keptSets.contains(set.name) || unchangedStateSets.contains(set.name) {
                 lines.append("add set \(table) \(set.name) { \(set.body) }")
             } else {
-                // Recreated: a changed definition (allowlist, sizes) applies, and nothing refers to them now.
+                // Recreated: a changed definition applies, and the flushed chains refer to nothing now.
                 lines.append("add set \(table) \(set.name) { \(set.body) }")
                 lines.append("delete set \(table) \(set.name)")
                 lines.append("add set \(table) \(set.name) { \(set.body) }")

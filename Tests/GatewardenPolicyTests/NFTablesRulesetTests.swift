@@ -23,7 +23,8 @@ struct NFTablesRulesetTests {
     @Test("order: allowlist, bans before conntrack, SYNs untracked; then synproxy, escalation before any limit can hide new connections, the limits")
     func order() throws {
         let raw = Self.comments(NFTablesRuleset(policy: .builtInDefault).handshakeRules)
-        #expect(raw == ["allowlist-tracked-v4", "allowlist-tracked-v6", "blocklist-v4", "escalated-v4", "blocklist-v6", "escalated-v6",
+        #expect(raw == ["allowlist-tracked-v4", "allowlist-tracked-v6", "blocklist-v4", "escalation-renewed-v4", "escalated-v4",
+                        "blocklist-v6", "escalation-renewed-v6", "escalated-v6",
                         "syn-to-protected-ports"])
         var policy = Policy.builtInDefault
         policy.xdpEnabled = false
@@ -146,6 +147,35 @@ struct NFTablesRulesetTests {
         #expect(lines.contains { $0.contains("log prefix \"gatewarden: \" drop comment \"rate-source-v4\"") })
         let flush = lines.firstIndex(of: "flush chain inet gatewarden input")!
         #expect(lines.firstIndex { $0.hasPrefix("add rule") }! > flush)
+    }
+
+    @Test("a state set is kept while its statement, timeout and size are unchanged, and recreated when one changes")
+    func stateSetsKeptWhileUnchanged() throws {
+        let ruleset = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 1000)
+        let installed = Dictionary(uniqueKeysWithValues: ruleset.stateSets.map { ("\($0.name)_v4", $0.shape) })
+        let lines = ruleset.applyTransaction(installed: installed).split(separator: "\n").map(String.init)
+        #expect(!lines.contains("delete set inet gatewarden connections_v4"), "an unchanged connection count is kept")
+        #expect(!lines.contains("delete set inet gatewarden new_connections_v4"))
+        #expect(lines.contains("delete set inet gatewarden new_connections_v6"), "not installed: made anew")
+
+        var changed = Policy.builtInDefault
+        changed.concurrentConnectionsPerSource = 30
+        let relines = NFTablesRuleset(policy: changed, conntrackMax: 1000).applyTransaction(installed: installed)
+            .split(separator: "\n").map(String.init)
+        #expect(relines.contains("delete set inet gatewarden connections_v4"), "elements carry the old limit: recreated")
+        #expect(!relines.contains("delete set inet gatewarden new_connections_v4"))
+    }
+
+    @Test("a meter keeps an idle key at least until its bucket has refilled, and never past the longest duration")
+    func meterTimeouts() {
+        #expect(NFTablesRuleset.meterTimeout(Rate(20, per: .second, burst: 40)).seconds == 60)
+        #expect(NFTablesRuleset.meterTimeout(Rate(10, per: .hour, burst: 10)).seconds == 3600)
+        #expect(NFTablesRuleset.meterTimeout(Rate(20, per: .minute, burst: 5)).seconds == 60)
+        #expect(NFTablesRuleset.meterTimeout(Rate(1, per: .hour, burst: .max)) == .maximum)
+        #expect(NFTablesRuleset.meterTimeout(nil).seconds == 60)
+        let text = NFTablesRuleset(policy: .builtInDefault).text
+        #expect(text.contains("set auth_subnet_v4 { type ipv4_addr; flags dynamic, timeout; timeout 60s; size 65536; "
+            + "comment \"limit rate over 20/minute burst 5 packets\"; }"))
     }
 
     @Test("the XDP share of the policy", arguments: [true, false])

@@ -98,7 +98,9 @@ struct Deployment {
                                   wallClockNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9))
             // A fresh context for the transaction: libnftables 1.0.6 can abort printing an error when a
             // context that ran a dry run is reused (its cache points into the earlier command buffer).
-            try NFTables(namespace: namespace).run(ruleset.applyTransaction)
+            let nft = try NFTables(namespace: namespace)
+            let installed = try nft.setShapes(family: NFTablesRuleset.family, table: NFTablesRuleset.tableName)
+            try nft.run(ruleset.applyTransaction(installed: installed))
             return Outcome(replaced: replacing, programID: programID, mode: mode, pins: layout.directory,
                            interface: interface, namespace: namespace)
         } catch {

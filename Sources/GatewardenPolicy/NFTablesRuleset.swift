@@ -61,6 +61,23 @@ public struct NFTablesRuleset: Sendable, Equatable {
         self.handshake = handshake
     }
 
+    /// The conntrack cap's switch: holds `tcp` while conntrack is over the cap. `ct count` over the
+    /// whole table would walk every tracked connection once a jiffy (nf_conncount), a cost that
+    /// grows with the table; a lookup in this one-element set costs the same at any fill. The
+    /// exporter's `ConntrackCapGuard` flips it from nf_conntrack_count, and the set's comment
+    /// carries the cap, so the loaded table is where it reads it from.
+    public static let conntrackFullSet = "conntrack_full"
+
+    /// The comment of `conntrackFullSet`: `conntrack cap N`.
+    public static func conntrackCapComment(_ cap: Int) -> String { "conntrack cap \(cap)" }
+
+    /// The cap in a `conntrackFullSet` comment.
+    public static func conntrackCap(fromComment comment: String) -> Int? {
+        let prefix = conntrackCapComment(0).dropLast()
+        guard comment.hasPrefix(prefix) else { return nil }
+        return Int(comment.dropFirst(prefix.count))
+    }
+
     /// The connection count above which the cap refuses new connections.
     public var conntrackCap: Int? {
         guard let percent = policy.conntrackCapPercent, let conntrackMax else { return nil }
@@ -114,6 +131,11 @@ public struct NFTablesRuleset: Sendable, Equatable {
                               body: "type \(family.type); flags interval, timeout; timeout \(policy.blocklistTimeout); size \(size);"))
             sets.append(.init(name: "blocked_subnets_\(family.suffix)",
                               body: "type \(family.type); flags dynamic, timeout; timeout \(policy.escalationBlockFor); size \(size);"))
+        }
+        if let cap = conntrackCap {
+            // Recreated empty at each apply: the guard sets it again within a tick if conntrack is still over.
+            sets.append(.init(name: Self.conntrackFullSet,
+                              body: "type inet_proto; flags timeout; comment \"\(Self.conntrackCapComment(cap))\";"))
         }
         for family in families {
             for set in stateSets {
@@ -257,8 +279,8 @@ public struct NFTablesRuleset: Sendable, Equatable {
                     + "ct count over \(limit) } counter\(limitVerdict(Self.reset)) comment \"concurrent-connections-\(family.suffix)\"")
             }
         }
-        if let cap = conntrackCap {
-            rules.append("\(completed) ct count over \(cap) counter\(limitVerdict(Self.reset)) comment \"conntrack-cap\"")
+        if conntrackCap != nil {
+            rules.append("\(completed) meta l4proto @\(Self.conntrackFullSet) counter\(limitVerdict(Self.reset)) comment \"conntrack-cap\"")
         }
         let judged = Self.portSet(policy.protectedPorts + policy.authPorts.filter { !policy.protectedPorts.contains($0) })
         rules.append("tcp dport \(judged) \(Self.unjudgedConnection) ct label set \(Self.judgedLabel) comment \"connection-judged\"")

@@ -192,7 +192,7 @@ struct PolicyEnforcementTests {
     /// Opens `count` connections from the client to a server in the gateway that holds what it
     /// accepts; returns "open" or "reset" for each, a second after each sent one byte (behind synproxy
     /// the handshake completes first, and the reset answers the connection's first segment).
-    private func holdConnections(_ lab: LabNetwork, count: Int, to address: String? = nil) throws -> [String] {
+    func holdConnections(_ lab: LabNetwork, count: Int, to address: String? = nil) throws -> [String] {
         let destination = address ?? lab.gatewayAddress
         let family = destination.contains(":") ? "socket.AF_INET6" : "socket.AF_INET"
         let server = try NamespacePython(namespace: lab.gateway, script: """

@@ -117,7 +117,10 @@ struct NFTablesRulesetTests {
         #expect(text.contains("add @connections_v4 { ip saddr ct count over 20 } counter reject with tcp reset"))
         #expect(text.contains("tcp dport { 8443 } tcp flags & (syn | ack) == syn ct state new ct label ! 127 update @auth_subnet_v4 { ip saddr & 255.255.255.0 limit rate over 20/minute burst 5 packets }"))
         #expect(text.contains("add @blocked_subnets_v4 { ip saddr & 255.255.255.0 timeout 30m }"))
-        #expect(text.contains("ct label ! 127 ct count over 209715 counter reject with tcp reset comment \"conntrack-cap\""))
+        #expect(text.contains("ct label ! 127 meta l4proto @conntrack_full counter reject with tcp reset comment \"conntrack-cap\""))
+        #expect(text.contains("set conntrack_full { type inet_proto; flags timeout; comment \"conntrack cap 209715\"; }"))
+        #expect(NFTablesRuleset.conntrackCap(fromComment: "conntrack cap 209715") == 209715)
+        #expect(!text.contains("ct count over 209715"), "a count over the whole table costs more as it fills")
         #expect(text.contains("set block_v4 { type ipv4_addr; flags interval, timeout; timeout 1h; size 65536; }"))
     }
 

@@ -58,8 +58,8 @@ public final class MetricsHTTPServer: @unchecked Sendable {
     let slots: RequestSlots
     let deadlines: ConnectionDeadlines
     private let workers = DispatchQueue(label: "gatewarden.http", attributes: .concurrent)
-    /// Requests handed to a worker whose connection is not resumed yet.
-    private let suspended = DispatchGroup()
+    /// libmicrohttpd's own messages (one per connection refused past a limit, among others).
+    fileprivate let libraryMessages: ThrottledLog
     /// C strings libmicrohttpd reads after start; freed after it stops.
     private var retainedCStrings: [UnsafeMutablePointer<CChar>] = []
 
@@ -67,6 +67,7 @@ public final class MetricsHTTPServer: @unchecked Sendable {
         self.configuration = configuration
         self.registry = registry
         users = BasicAuthUsers(configuration.webConfig.basicAuthUsers)
+        libraryMessages = ThrottledLog()
         slots = RequestSlots(limit: Int(configuration.maxRequests))
         deadlines = ConnectionDeadlines(limit: configuration.requestTimeout)
         let socket: Int32
@@ -84,6 +85,8 @@ public final class MetricsHTTPServer: @unchecked Sendable {
         // libmicrohttpd's own timeout counts idleness only; ConnectionDeadlines bounds the total.
         let idleSeconds = UInt32(max(1, min(Double(UInt32.max), configuration.requestTimeout.inSeconds.rounded(.up))))
         var options: [CVarArg] = [
+            // First, so that messages about the options that follow go through it too.
+            MHD_OPTION.EXTERNAL_LOGGER.rawValue, unsafeBitCast(logLibraryMessage as MHD_LogCallback, to: OpaquePointer.self), OpaquePointer(context),
             MHD_OPTION.LISTEN_SOCKET.rawValue, socket,
             MHD_OPTION.CONNECTION_LIMIT.rawValue, configuration.effectiveMaxConnections,
             MHD_OPTION.PER_IP_CONNECTION_LIMIT.rawValue, configuration.maxConnectionsPerClient,
@@ -130,8 +133,7 @@ public final class MetricsHTTPServer: @unchecked Sendable {
         if let daemon {
             // New requests get 503; those on a worker must resume their connections before
             // libmicrohttpd stops, which refuses to stop with suspended connections.
-            slots.close()
-            suspended.wait()
+            slots.closeAndWaitForWorkers()
             // MHD_stop_daemon closes the listen socket passed in with MHD_OPTION_LISTEN_SOCKET.
             MHD_stop_daemon(daemon)
             self.daemon = nil
@@ -274,12 +276,13 @@ public final class MetricsHTTPServer: @unchecked Sendable {
 
         server.deadlines.suspend(connection)
         MHD_suspend_connection(connection)
-        server.suspended.enter()
         let suspendedConnection = SuspendedConnection(connection)
         server.workers.async {
             exchange.setResponse(server.answer(request))
+            // From here the client has its time again, also for any request body it still sends.
+            server.deadlines.restart(suspendedConnection.connection)
             MHD_resume_connection(suspendedConnection.connection)
-            server.suspended.leave()
+            server.slots.workerDone()
         }
         return .YES
     }
@@ -347,11 +350,14 @@ private struct SuspendedConnection: @unchecked Sendable {
 }
 
 /// Places for requests being answered: past `limit`, a request is refused at once instead of
-/// waiting. Closed when the server stops.
+/// waiting. A request holds its place from its headers to the end of its response; the part of
+/// that on a worker is counted too, so stopping can wait for every suspended connection to be
+/// resumed.
 final class RequestSlots: @unchecked Sendable {
     let limit: Int
-    private let lock = NSLock()
+    private let condition = NSCondition()
     private var taken = 0
+    private var onWorkers = 0
     private var closed = false
 
     init(limit: Int) {
@@ -359,21 +365,45 @@ final class RequestSlots: @unchecked Sendable {
     }
 
     /// Requests being answered now.
-    var inUse: Int { lock.withLock { taken } }
+    var inUse: Int { condition.withLock { taken } }
 
+    /// Takes a place for a request about to go to a worker; false when none is free or the server stops.
     func enter() -> Bool {
-        lock.withLock {
+        condition.withLock {
             guard !closed, taken < limit else { return false }
             taken += 1
+            onWorkers += 1
             return true
         }
     }
 
-    func leave() {
-        lock.withLock { taken -= 1 }
+    /// The worker has resumed the request's connection.
+    func workerDone() {
+        condition.withLock { onWorkers -= 1 }
+        condition.broadcast()
     }
 
-    func close() {
-        lock.withLock { closed = true }
+    /// The request's response is sent, or its connection gone.
+    func leave() {
+        condition.withLock { taken -= 1 }
     }
+
+    /// Refuses new requests and waits until the workers have resumed every connection they hold.
+    func closeAndWaitForWorkers() {
+        condition.withLock {
+            closed = true
+            while onWorkers > 0 { condition.wait() }
+        }
+    }
+}
+
+/// libmicrohttpd's external logger. A global, not a static member: a member whose type holds a
+/// va_list crashes the Swift 6 compiler when another module loads this class.
+private func logLibraryMessage(_ context: UnsafeMutableRawPointer?, _ format: UnsafePointer<CChar>?,
+                               _ arguments: CVaListPointer?) {
+    guard let context, let format, let arguments else { return }
+    let server = Unmanaged<MetricsHTTPServer>.fromOpaque(context).takeUnretainedValue()
+    var text = [CChar](repeating: 0, count: 512)
+    _ = vsnprintf(&text, text.count, format, arguments)
+    server.libraryMessages.write(String(cString: text))
 }

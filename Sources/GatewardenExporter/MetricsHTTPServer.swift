@@ -120,6 +120,7 @@ public final class MetricsHTTPServer: @unchecked Sendable {
             close(socket)
             deadlines.stop()
             retainedCStrings.forEach { free($0) }
+            retainedCStrings = []
             throw ListenAddressError(text: configuration.listenAddress.description,
                                      reason: "libmicrohttpd could not start (see the message above)")
         }

@@ -404,7 +404,9 @@ private func logLibraryMessage(_ context: UnsafeMutableRawPointer?, _ format: Un
                                _ arguments: CVaListPointer?) {
     guard let context, let format, let arguments else { return }
     let server = Unmanaged<MetricsHTTPServer>.fromOpaque(context).takeUnretainedValue()
-    var text = [CChar](repeating: 0, count: 512)
-    _ = vsnprintf(&text, text.count, format, arguments)
-    server.libraryMessages.write(String(cString: text))
+    var text = [UInt8](repeating: 0, count: 512)
+    _ = text.withUnsafeMutableBufferPointer { buffer in
+        buffer.withMemoryRebound(to: CChar.self) { vsnprintf($0.baseAddress, $0.count, format, arguments) }
+    }
+    server.libraryMessages.write(String(decoding: text.prefix { $0 != 0 }, as: UTF8.self))
 }

@@ -41,9 +41,19 @@ public final class BCrypt: @unchecked Sendable {
         return text.hasPrefix("*") ? nil : text
     }
 
-    private static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+    /// Whether `a` equals `b`, in a time that depends on their lengths only, never on where they differ.
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
         let x = Array(a.utf8), y = Array(b.utf8)
-        guard x.count == y.count else { return false }
-        return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for index in 0..<max(x.count, y.count) {
+            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
+        }
+        return difference == 0
+    }
+
+    /// The cost field of a bcrypt hash (`10` in `$2b$10$...`), or nil when `hash` is not one.
+    static func cost(of hash: String) -> Int? {
+        guard isHash(hash) else { return nil }
+        return Int(hash.split(separator: "$", omittingEmptySubsequences: false)[2])
     }
 }

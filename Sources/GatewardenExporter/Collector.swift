@@ -12,16 +12,28 @@ public protocol Collector: Sendable {
 }
 
 /// Runs the registered collectors for one scrape and adds each one's health and duration.
+///
+/// Each collector runs on its own thread and gets `timeout`: one that has not returned by then is
+/// reported down for this scrape while the others' families are served. It is not started again
+/// while that collection still runs (later scrapes report it down at once), so a collector that
+/// hangs holds one thread, never one per scrape.
 public struct CollectorRegistry: Sendable {
     public let collectors: [any Collector]
     /// Families that need no collector health of their own (build info).
     public let constantFamilies: [MetricFamily]
+    /// How long a scrape waits for the collectors (`--collector.timeout`).
+    public let timeout: Duration
 
-    public init(collectors: [any Collector], constantFamilies: [MetricFamily] = []) {
+    public static let defaultTimeout: Duration = .seconds(5)
+
+    public init(collectors: [any Collector], constantFamilies: [MetricFamily] = [], timeout: Duration = defaultTimeout) {
         self.collectors = collectors
         self.constantFamilies = constantFamilies
+        self.timeout = timeout
+        runners = collectors.map(CollectorRunner.init)
     }
 
+    private let runners: [CollectorRunner]
     private let flight = SingleFlight<[MetricFamily]>()
 
     /// Collects once for all scrapes that arrive while a collection runs.
@@ -36,27 +48,75 @@ public struct CollectorRegistry: Sendable {
                                     help: "How long the collector took in the last scrape.", type: .gauge)
         // Collectors read different kernel objects: run them side by side, so a scrape costs the
         // slowest one (usually the nftables listing), not the sum.
-        let results = CollectedResults(count: collectors.count)
-        DispatchQueue.concurrentPerform(iterations: collectors.count) { index in
-            let collector = collectors[index]
-            let start = ContinuousClock.now
-            let outcome: Result<[MetricFamily], Error> = Result { try collector.collect() }
-            results.store(index, outcome, ContinuousClock.now - start)
+        let started = ContinuousClock.now
+        let finished = DispatchGroup()
+        let results = CollectedResults(count: runners.count)
+        for (index, runner) in runners.enumerated() {
+            runner.start(finished) { outcome, elapsed in results.store(index, outcome, elapsed) }
         }
+        _ = finished.wait(timeout: .now() + .nanoseconds(Int(min(timeout.inSeconds * 1e9, 1e15))))
         var families = constantFamilies
-        for (index, collector) in collectors.enumerated() {
-            let (outcome, elapsed) = results.value(index)
+        for (index, runner) in runners.enumerated() {
+            let (outcome, elapsed) = results.value(index) ?? runner.unfinished(since: started, timeout: timeout)
             switch outcome {
             case .success(let collected):
                 families += collected
             case .failure(let error):
-                FileHandle.standardError.write(Data("gatewarden: collector \(collector.name): \(error)\n".utf8))
+                FileHandle.standardError.write(Data("gatewarden: collector \(runner.collector.name): \(error)\n".utf8))
             }
-            up.add(["collector": collector.name], (try? outcome.get()) != nil ? 1 : 0)
-            duration.add(["collector": collector.name],
-                         Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            up.add(["collector": runner.collector.name], (try? outcome.get()) != nil ? 1 : 0)
+            duration.add(["collector": runner.collector.name], elapsed.inSeconds)
         }
         return families + [up, duration]
+    }
+}
+
+/// Runs one collector, at most one collection at a time.
+private final class CollectorRunner: @unchecked Sendable {
+    let collector: any Collector
+    private let lock = NSLock()
+    /// When the collection still running started; nil when none runs.
+    private var runningSince: ContinuousClock.Instant?
+
+    init(_ collector: any Collector) {
+        self.collector = collector
+    }
+
+    struct TimedOut: Error, CustomStringConvertible {
+        let timeout: Duration
+        let stillRunningFromEarlier: Bool
+        var description: String {
+            stillRunningFromEarlier
+                ? "an earlier collection has not returned yet; not started again until it does"
+                : "no answer within \(timeout) (--collector.timeout); reported down until it returns"
+        }
+    }
+
+    /// Starts a collection on a thread of its own, unless the previous one still runs; `report`
+    /// gets its outcome when it returns, however late.
+    func start(_ group: DispatchGroup, report: @escaping @Sendable (Result<[MetricFamily], Error>, Duration) -> Void) {
+        let start = ContinuousClock.now
+        let idle = lock.withLock { () -> Bool in
+            guard runningSince == nil else { return false }
+            runningSince = start
+            return true
+        }
+        guard idle else { return }
+        group.enter()
+        let thread = Thread { [self] in
+            let outcome = Result { try collector.collect() }
+            report(outcome, ContinuousClock.now - start)
+            lock.withLock { runningSince = nil }
+            group.leave()
+        }
+        thread.name = "gatewarden-collector-\(collector.name)"
+        thread.start()
+    }
+
+    /// The outcome of a collection that did not report within `timeout` of `scrapeStart`.
+    func unfinished(since scrapeStart: ContinuousClock.Instant, timeout: Duration) -> (Result<[MetricFamily], Error>, Duration) {
+        let since = lock.withLock { runningSince } ?? scrapeStart
+        return (.failure(TimedOut(timeout: timeout, stillRunningFromEarlier: since < scrapeStart)), ContinuousClock.now - since)
     }
 }
 
@@ -73,7 +133,7 @@ private final class CollectedResults: @unchecked Sendable {
         lock.withLock { outcomes[index] = (outcome, elapsed) }
     }
 
-    func value(_ index: Int) -> (Result<[MetricFamily], Error>, Duration) {
-        lock.withLock { outcomes[index]! }
+    func value(_ index: Int) -> (Result<[MetricFamily], Error>, Duration)? {
+        lock.withLock { outcomes[index] }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import GatewardenExporter
 
@@ -35,11 +36,55 @@ struct CollectorRegistryTests {
         #expect(durations?.samples.allSatisfy { $0.value >= 0 } == true)
     }
 
+    @Test("a collector that hangs is reported down within the timeout, the others served, and never run twice at once")
+    func hungCollector() {
+        let hung = GatedCollector(name: "x")
+        defer { hung.release() }
+        let registry = CollectorRegistry(collectors: [FixedCollector(name: "good", fails: false), hung],
+                                         timeout: .milliseconds(300))
+        func scrapeWithin(_ seconds: Double) -> [MetricFamily]? {
+            let done = DispatchSemaphore(value: 0)
+            let result = ScrapeResult()
+            DispatchQueue.global().async {
+                result.families = registry.scrape()
+                done.signal()
+            }
+            return done.wait(timeout: .now() + seconds) == .success ? result.families : nil
+        }
+        func up(_ families: [MetricFamily], _ collector: String) -> Double? {
+            families.first { $0.name == "gatewarden_up" }?.samples.first { $0.labels.contains { $0 == ("collector", collector) } }?.value
+        }
+
+        for _ in 0..<3 {
+            guard let families = scrapeWithin(5) else {
+                Issue.record("the scrape waited for the hung collector")
+                return
+            }
+            #expect(up(families, "x") == 0)
+            #expect(up(families, "good") == 1)
+            #expect(families.contains { $0.name == "gatewarden_test_good" })
+        }
+        // Later scrapes did not start another collection behind the stuck one.
+        #expect(hung.entries == 1)
+
+        hung.release()
+        #expect(eventually(within: 5) { scrapeWithin(5).flatMap { up($0, "x") } == 1 })
+    }
+
     @Test("no metric name appears twice in one scrape")
     func noDuplicateFamilies() {
         let registry = CollectorRegistry(collectors: [FixedCollector(name: "a", fails: false)],
                                          constantFamilies: [BuildInfo.family])
         let names = registry.scrape().map(\.name)
         #expect(Set(names).count == names.count)
+    }
+}
+
+private final class ScrapeResult: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: [MetricFamily]?
+    var families: [MetricFamily]? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
     }
 }

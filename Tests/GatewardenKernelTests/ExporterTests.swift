@@ -157,6 +157,42 @@ struct ExporterTests {
         #expect(result.stderr.contains("basic_auth_users.prometheus"))
     }
 
+    @Test("serve's limits are its flags: one address holds --web.max-connections-per-ip, a trickled request is cut at --web.read-timeout, scrapes go on")
+    func slowClientLimits() throws {
+        // An empty namespace of its own to read: nothing of the host's is touched.
+        let namespace = "gwt-slow-\(getpid())"
+        try Command.run(["ip", "netns", "add", namespace])
+        defer { _ = try? Command.run(["ip", "netns", "del", namespace], check: false) }
+        let exporter = try ExporterProcess(arguments: ["--netns", namespace, "--web.read-timeout", "3s",
+                                                       "--web.max-connections-per-ip", "3"])
+        defer { exporter.stop() }
+
+        // Six clients from one address, each sending a header byte every 0.2 s and never finishing.
+        let sockets = try (0..<6).map { _ in try TricklingSocket(port: exporter.port, from: "127.0.0.5") }
+        let start = Date()
+        var closedAt: [Double?] = Array(repeating: nil, count: sockets.count)
+        var closedAfterOneSecond: Int?
+        var scrapes: [Bool] = []
+        while Date().timeIntervalSince(start) < 10, closedAt.contains(nil) {
+            let elapsed = Date().timeIntervalSince(start)
+            for (index, socket) in sockets.enumerated() where closedAt[index] == nil {
+                if socket.isClosedByServer { closedAt[index] = elapsed } else { socket.sendByte() }
+            }
+            if elapsed >= 1, closedAfterOneSecond == nil {
+                closedAfterOneSecond = closedAt.compactMap { $0 }.count
+                scrapes.append(try exporter.get().contains("gatewarden_up{collector=\"nftables\"} 1"))
+            }
+            usleep(200_000)
+        }
+        // The three over the per-address limit were refused at once; the deadline is not due before 3 s.
+        #expect(closedAfterOneSecond == 3)
+        #expect(scrapes == [true])
+        // The other three were cut at the deadline although they never went quiet.
+        let cut = closedAt.compactMap { $0 }.sorted().suffix(3)
+        #expect(closedAt.allSatisfy { $0 != nil })
+        #expect(cut.allSatisfy { $0 >= 2.9 }, "closed at \(cut)")
+    }
+
     @Test("with 100k tracked sources the output holds at most K offender series, and the right ones")
     func topKBounded() throws {
         let lab = try LabNetwork()
@@ -191,4 +227,46 @@ struct ExporterTests {
 enum WebConfigFixture {
     /// bcrypt (cost 10) of "scrape-secret".
     static let hash = "$2b$10$nh7N5M1AAtFwmjKUjTVgS.5uds7ta/B5T6rtFQT/YhLADAUvhzs1."
+}
+
+/// A client that sends the start of a request and then one header byte at a time.
+private final class TricklingSocket {
+    let fd: Int32
+
+    init(port: Int, from source: String) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        func address(_ text: String, _ port: Int) -> sockaddr_in {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(port).bigEndian
+            address.sin_addr.s_addr = inet_addr(text)
+            return address
+        }
+        var local = address(source, 0), remote = address("127.0.0.1", port)
+        let size = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) } }
+        let connected = withUnsafePointer(to: &remote) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, size) } }
+        guard fd >= 0, bound == 0, connected == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw SocketFailure(description: "connect from \(source) to port \(port): \(reason)")
+        }
+        let start = Array("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ".utf8)
+        _ = send(fd, start, start.count, Int32(MSG_NOSIGNAL))
+    }
+
+    struct SocketFailure: Error, CustomStringConvertible { let description: String }
+
+    deinit { close(fd) }
+
+    func sendByte() {
+        _ = send(fd, "a", 1, Int32(MSG_NOSIGNAL))
+    }
+
+    /// Whether the server has closed the connection (end of file or reset), without waiting.
+    var isClosedByServer: Bool {
+        var byte: UInt8 = 0
+        let count = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+    }
 }

@@ -23,8 +23,23 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("web.telemetry-path"), help: "Path under which metrics are served.")
     var telemetryPath: String = "/metrics"
 
-    @Option(name: .customLong("web.max-requests"), help: "Maximum simultaneous connections.")
+    @Option(name: .customLong("web.max-requests"), help: ArgumentHelp(
+        "Maximum requests answered at once; more get 503 at once.",
+        discussion: "Connections are limited to four times this, so clients still sending requests leave room."))
     var maxRequests: UInt32 = 40
+
+    @Option(name: .customLong("web.max-connections-per-ip"), help: "Maximum connections open at once from one client address.")
+    var maxConnectionsPerIP: UInt32 = 8
+
+    @Option(name: .customLong("web.read-timeout"), help: ArgumentHelp(
+        "Time a client has to send its whole request (from connecting, or from its previous response), and to take a response.",
+        valueName: "duration"))
+    var readTimeout: TimeoutArgument = TimeoutArgument(argument: "10s")!
+
+    @Option(name: .customLong("collector.timeout"), help: ArgumentHelp(
+        "Time a scrape waits for each collector; one that takes longer is reported by gatewarden_up 0.",
+        valueName: "duration"))
+    var collectorTimeout: TimeoutArgument = TimeoutArgument(argument: "5s")!
 
     @Option(name: .customLong("web.config.file"), help: ArgumentHelp(
         "TLS and basic auth settings, in the Prometheus exporter-toolkit format.", valueName: "file"))
@@ -42,7 +57,8 @@ struct Serve: ParsableCommand {
         guard telemetryPath.hasPrefix("/") else {
             throw ValidationError("--web.telemetry-path must start with '/'")
         }
-        guard maxRequests > 0 else { throw ValidationError("--web.max-requests must be at least 1") }
+        guard (1...100_000).contains(maxRequests) else { throw ValidationError("--web.max-requests must be 1 to 100000") }
+        guard maxConnectionsPerIP > 0 else { throw ValidationError("--web.max-connections-per-ip must be at least 1") }
         guard (0...1000).contains(topK) else { throw ValidationError("--collector.xdp.top-k must be 0 to 1000") }
     }
 
@@ -50,7 +66,9 @@ struct Serve: ParsableCommand {
         let namespace = try NetworkNamespace(optionalName: netns)
         var configuration = MetricsHTTPServer.Configuration(listenAddress: try ListenAddress(parsing: listenAddress))
         configuration.telemetryPath = telemetryPath
-        configuration.maxConnections = maxRequests
+        configuration.maxRequests = maxRequests
+        configuration.maxConnectionsPerClient = maxConnectionsPerIP
+        configuration.requestTimeout = readTimeout.value
         if let webConfigFile {
             configuration.webConfig = try WebConfig(contentsOf: webConfigFile)
         }
@@ -62,7 +80,8 @@ struct Serve: ParsableCommand {
                 ConntrackCollector(namespace: namespace),
                 ProcessCollector(),
             ],
-            constantFamilies: [BuildInfo.family])
+            constantFamilies: [BuildInfo.family],
+            timeout: collectorTimeout.value)
 
         // Block the stop signals before libmicrohttpd starts its thread, so only sigwait sees them.
         let stopSignals = SignalSet([SIGINT, SIGTERM])
@@ -83,6 +102,23 @@ struct Serve: ParsableCommand {
         server.stop()
         FileHandle.standardError.write(Data("gatewarden: stopped on signal \(signal)\n".utf8))
     }
+}
+
+/// A timeout written like `500ms`, `10s` or `2m`: above zero, at most an hour.
+struct TimeoutArgument: ExpressibleByArgument {
+    let value: Duration
+    let text: String
+
+    init?(argument: String) {
+        let units: [(suffix: String, milliseconds: Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000)]
+        guard let unit = units.first(where: { argument.hasSuffix($0.suffix) }),
+              let amount = Int64(argument.dropLast(unit.suffix.count)), amount > 0,
+              amount <= 3_600_000 / unit.milliseconds else { return nil }
+        value = .milliseconds(amount * unit.milliseconds)
+        text = argument
+    }
+
+    var defaultValueDescription: String { text }
 }
 
 /// Signals a thread blocks and then waits for synchronously.

@@ -20,8 +20,11 @@ struct FailedLoadTests {
         defer { _ = try? GatewardenBinary.run(["unload"] + arguments, check: false) }
         let files = try PolicyFiles([Self.policyA, Self.policyB])
         defer { files.remove() }
-        try GatewardenBinary.run(["load", "--policy", files[0]] + arguments)
+        // Observe mode leaves loose TCP tracking on; the failing enforce load turns it off before it fails.
+        try GatewardenBinary.run(["load", "--observe", "--policy", files[0]] + arguments)
         try GatewardenBinary.run(["block", "\(lab.clientAddress)/32"] + arguments)
+        let looseTracking = ["sysctl", "-n", "net.netfilter.nf_conntrack_tcp_loose"]
+        #expect(try lab.inGateway(looseTracking).stdout == "1\n")
         _ = try lab.startUDPFlood(port: 443, seconds: 1, maximumPackets: 100).finish()
         let instance = try lab.gatewayInstance()
         let droppedBefore = try instance.maps().packets(action: "drop", reason: "blocklist")
@@ -45,6 +48,7 @@ struct FailedLoadTests {
         #expect(after.configuration == before.configuration, "gw_config as policy A left it")
         #expect(after.ports == before.ports && after.allowlist == before.allowlist)
         #expect(after.table == before.table, "the nftables table as policy A left it")
+        #expect(try lab.inGateway(looseTracking).stdout == "1\n", "the sysctl put back")
         let status = try GatewardenBinary.run(["status", "--netns", lab.gateway]).stdout
         #expect(status.contains("program:   NOT ATTACHED"), "status: \(status)")
         #expect(status.contains("blocklist: \(lab.clientAddress)/32"), "status: \(status)")

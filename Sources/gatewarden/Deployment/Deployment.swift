@@ -66,13 +66,16 @@ struct Deployment {
         // Before anything changes: maps pinned by an earlier version with another layout are
         // replaced if they hold nothing worth keeping, and refuse the load otherwise.
         let upgrade = try PinnedMapUpgrade(object: object, layout: layout)
-        // Set once every check has passed and before XDP or nftables change: where /proc/sys is
-        // read-only, the load stops here with nothing changed.
-        if policy.mode == .enforce { try SynproxyHost.requireStrictTracking(in: namespace) }
 
         var rollback = try InstallRollback(layout: layout, mapNames: object.mapNames)
         try layout.createDirectory()
         do {
+            // Set once every check has passed and before XDP or nftables change: where /proc/sys is
+            // read-only, the load stops here with nothing changed.
+            if policy.mode == .enforce {
+                try rollback.changingSysctl(SynproxyHost.looseTracking, in: namespace)
+                try SynproxyHost.requireStrictTracking(in: namespace)
+            }
             try object.pinMaps(in: layout)
             try upgrade.prepare(object)
             try object.load()

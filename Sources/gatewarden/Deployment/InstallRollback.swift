@@ -25,6 +25,7 @@ struct InstallRollback {
     private let snapshots: [BPFMapSnapshot]
     private var replacedProgram: (link: XDPLink, program: FileDescriptor)?
     private var attachedLink: XDPLink?
+    private var sysctls: [(name: String, value: String, namespace: NetworkNamespace)] = []
 
     /// Call before anything changes: notes what is pinned and what the configured maps hold.
     init(layout: PinLayout, mapNames: [String]) throws {
@@ -35,6 +36,11 @@ struct InstallRollback {
             guard let map = try? BPFMap(pinnedAt: layout.map(name)) else { return nil }
             return try BPFMapSnapshot(of: map)
         }
+    }
+
+    /// Call before writing the sysctl `name`: keeps its value to put back.
+    mutating func changingSysctl(_ name: String, in namespace: NetworkNamespace) throws {
+        if let value = try Sysctl.read(name, in: namespace) { sysctls.append((name, value, namespace)) }
     }
 
     /// Call before swapping the program behind `link`: keeps the running one to put back.
@@ -48,7 +54,7 @@ struct InstallRollback {
     }
 
     /// Undoes, in order: the program (so no packet meets the old program with new settings for
-    /// longer than this takes), the maps' contents, the pins this load created. Anything that cannot
+    /// longer than this takes), the maps' contents, the pins this load created, sysctls. Anything that cannot
     /// be undone is said on stderr; the caller throws the error that made the load fail.
     func undo() {
         var failures: [String] = []
@@ -68,6 +74,12 @@ struct InstallRollback {
             failures.append("remove pin \(path): \(String(cString: strerror(errno)))")
         }
         if !hadDirectory { layout.removeEmptyDirectories() }
+        for (name, value, namespace) in sysctls.reversed() where (try? Sysctl.read(name, in: namespace)) != value {
+            attempt("put back \(name)") {
+                try Sysctl.write(name, value, in: namespace)
+                FileHandle.standardError.write(Data("gatewarden: put back \(name)=\(value) in \(namespace)\n".utf8))
+            }
+        }
         guard !failures.isEmpty else { return }
         FileHandle.standardError.write(Data(("gatewarden: undoing the failed load left work undone:\n  "
             + failures.joined(separator: "\n  ") + "\n").utf8))

@@ -2,7 +2,9 @@ import CGatewardenABI
 import Foundation
 import GatewardenBPF
 import GatewardenKernel
+import GatewardenPolicy
 import Testing
+@testable import gatewarden
 
 /// A `load` that fails changes nothing in either layer: the program, the maps' contents and pins,
 /// and the nftables table stay as they were, bans and counters included.
@@ -100,6 +102,38 @@ struct FailedLoadTests {
         let oversizedLoad = try GatewardenBinary.run(["load", "--policy", files[2]] + arguments, check: false)
         #expect(oversizedLoad.status != 0)
         #expect(oversizedLoad.stderr.contains("\(files[2]):") && oversizedLoad.stderr.contains("allowlist"), "stderr: \(oversizedLoad.stderr)")
+        #expect(try InstanceState(lab) == before)
+    }
+
+    /// A failure after the program was swapped (the nftables transaction, say) cannot be brought about
+    /// from outside once the dry run passed, so this drives the rollback `install` runs on any failure.
+    @Test("undoing a load that had swapped the program puts the old one back, and what the maps held")
+    func undoAfterProgramSwap() throws {
+        let lab = try LabNetwork()
+        defer { lab.remove() }
+        let arguments = ["--interface", lab.gatewayInterface, "--netns", lab.gateway]
+        defer { _ = try? GatewardenBinary.run(["unload"] + arguments, check: false) }
+        let files = try PolicyFiles([Self.policyA])
+        defer { files.remove() }
+        try GatewardenBinary.run(["load", "--policy", files[0]] + arguments)
+        let layout = try lab.gatewayLayout()
+        let link = XDPLink(pinPath: layout.link)
+        let programBefore = try link.info().programID
+        let before = try InstanceState(lab)
+
+        var rollback = try InstallRollback(layout: layout, mapNames: Deployment.mapNames())
+        let object = try BPFObject(elf: Deployment.program.bytes, name: Deployment.programName)
+        try object.pinMaps(in: layout)
+        try object.load()
+        let policyB = try PolicyParser.parse(yaml: Self.policyB, file: "B.yaml")
+        try XDPMaps(object: object).apply(policyB.xdpLimits, allowlist: policyB.allowlist)
+        try rollback.replacing(link)
+        try link.replaceProgram(with: object.programDescriptor(named: Deployment.programName))
+        #expect(try link.info().programID != programBefore)
+        #expect(try InstanceState(lab).ports == [8080, 9443])
+
+        rollback.undo()
+        #expect(try link.info().programID == programBefore)
         #expect(try InstanceState(lab) == before)
     }
 }

@@ -87,6 +87,14 @@ public struct XDPLink: Sendable {
         }
     }
 
+    /// The program the link runs now, held open so that a failed change can put it back.
+    public func currentProgram() throws -> FileDescriptor {
+        let id = try info().programID
+        let fd = bpf_prog_get_fd_by_id(id)
+        guard fd >= 0 else { throw KernelError.fromReturnCode(fd, "open XDP program id \(id) behind \(pinPath)") }
+        return FileDescriptor(owning: fd)
+    }
+
     /// Atomically swaps the attached program for `programFD`.
     public func replaceProgram(with programFD: Int32) throws {
         let link = try open()

@@ -1,4 +1,5 @@
 import Foundation
+import GatewardenKernel
 import Testing
 
 @Suite("persist")
@@ -45,6 +46,8 @@ struct PersistTests {
         for hardening in ["NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_NET_ADMIN CAP_SYS_ADMIN"] {
             #expect(unit.contains(hardening))
         }
+        // ProtectSystem=strict makes /run read-only: the change lock's folder must be made writable.
+        #expect(unit.contains("RuntimeDirectory=\(URL(fileURLWithPath: ChangeLock.defaultDirectory).lastPathComponent)\n"))
         // systemd's own reading of an instance of it: no error, and no warning (it warns of unknown keys).
         try FileManager.default.copyItem(at: units.appendingPathComponent("gatewarden@.service"),
                                          to: units.appendingPathComponent("gatewarden@lo.service"))

@@ -22,10 +22,14 @@ struct Block: ParsableCommand {
                                                          valueName: "duration"))
     var duration: BanDuration?
 
+    @OptionGroup var lock: ChangeLockOptions
+
     func run() throws {
         let prefix = try AddressPrefix(cidr)
-        let maps = try loadedMaps(instance)
-        try maps.block(prefix, for: duration?.value)
+        try lock.holding(instance, command: "block") {
+            let maps = try loadedMaps(instance)
+            try maps.block(prefix, for: duration?.value)
+        }
         print("blocked \(prefix) on '\(instance.interface)'" + (duration.map { " for \($0.text)" } ?? " until unblocked"))
     }
 }
@@ -39,9 +43,12 @@ struct Unblock: ParsableCommand {
 
     @OptionGroup var instance: InstanceOptions
 
+    @OptionGroup var lock: ChangeLockOptions
+
     func run() throws {
         let prefix = try AddressPrefix(cidr)
-        guard try loadedMaps(instance).unblock(prefix) else {
+        let removed = try lock.holding(instance, command: "unblock") { try loadedMaps(instance).unblock(prefix) }
+        guard removed else {
             throw ValidationError("\(prefix) is not in the blocklist of '\(instance.interface)'")
         }
         print("unblocked \(prefix) on '\(instance.interface)'")

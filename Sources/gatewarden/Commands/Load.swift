@@ -28,10 +28,14 @@ struct Load: ParsableCommand {
     @Flag(help: "Replace an XDP program on the interface that is not Gatewarden's.")
     var force = false
 
+    @OptionGroup var lock: ChangeLockOptions
+
     func run() throws {
         let policy = try policyOptions.load()
-        let deployment = try Deployment(namespace: instance.namespace(), interface: instance.interface)
-        let outcome = try deployment.install(policy: policy, mode: xdpMode, force: force)
-        print(outcome)
+        try lock.holding(instance, command: "load") {
+            let deployment = try Deployment(namespace: instance.namespace(), interface: instance.interface)
+            let outcome = try deployment.install(policy: policy, mode: xdpMode, force: force)
+            print(outcome)
+        }
     }
 }

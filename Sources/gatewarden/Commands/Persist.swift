@@ -89,6 +89,11 @@ struct Persist: ParsableCommand {
         NoNewPrivileges=yes
         ProtectSystem=strict
         ReadWritePaths=/sys/fs/bpf
+        # The per-namespace change lock (ChangeLock): /run is read-only under ProtectSystem=strict. Kept when
+        # the unit stops, since every gatewarden command and every instance of this unit shares it.
+        RuntimeDirectory=gatewarden
+        RuntimeDirectoryMode=0700
+        RuntimeDirectoryPreserve=yes
         ProtectHome=yes
         PrivateTmp=yes
         ProtectControlGroups=yes

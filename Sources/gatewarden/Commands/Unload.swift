@@ -13,10 +13,14 @@ struct Unload: ParsableCommand {
 
     @OptionGroup var instance: InstanceOptions
 
+    @OptionGroup var lock: ChangeLockOptions
+
     func run() throws {
-        let deployment = try Deployment(namespace: instance.namespace(), interface: instance.interface)
-        for removed in try deployment.remove() {
-            print("removed \(removed)")
+        try lock.holding(instance, command: "unload") {
+            let deployment = try Deployment(namespace: instance.namespace(), interface: instance.interface)
+            for removed in try deployment.remove() {
+                print("removed \(removed)")
+            }
         }
     }
 }

@@ -7,8 +7,9 @@ import GatewardenPolicy
 /// nftables table in the interface's namespace.
 ///
 /// Everything that can be checked is checked before anything changes (the interface exists,
-/// nftables accepts the ruleset in a dry run, the verifier accepts the program), and a fresh
-/// install that fails half-way is rolled back, so a failed `load` leaves nothing behind.
+/// nftables accepts the ruleset in a dry run, the verifier accepts the program), and a load that
+/// fails half-way is rolled back (`InstallRollback`): the previous program, what the maps held,
+/// only the pins it created removed. nftables changes last, in one transaction, once all else worked.
 struct Deployment {
     let namespace: NetworkNamespace
     let interface: String
@@ -65,13 +66,16 @@ struct Deployment {
         // Before anything changes: maps pinned by an earlier version with another layout are
         // replaced if they hold nothing worth keeping, and refuse the load otherwise.
         let upgrade = try PinnedMapUpgrade(object: object, layout: layout)
-        // Set once every check has passed and before XDP or nftables change: where /proc/sys is
-        // read-only, the load stops here with nothing changed.
-        if policy.mode == .enforce { try SynproxyHost.requireStrictTracking(in: namespace) }
 
-        let hadDirectory = FileManager.default.fileExists(atPath: layout.directory)
+        var rollback = try InstallRollback(layout: layout, mapNames: object.mapNames)
         try layout.createDirectory()
         do {
+            // Set once every check has passed and before XDP or nftables change: where /proc/sys is
+            // read-only, the load stops here with nothing changed.
+            if policy.mode == .enforce {
+                try rollback.changingSysctl(SynproxyHost.looseTracking, in: namespace)
+                try SynproxyHost.requireStrictTracking(in: namespace)
+            }
             try object.pinMaps(in: layout)
             try upgrade.prepare(object)
             try object.load()
@@ -87,28 +91,29 @@ struct Deployment {
             }
             let mode: XDPMode
             if replacing {
+                try rollback.replacing(link)
                 try link.replaceProgram(with: programFD)
                 mode = currentMode ?? .native
             } else {
                 mode = try attach(programFD: programFD, interfaceIndex: interfaceIndex, requested: requested, force: force)
+                rollback.attached(link)
             }
             try verifyAttached(programID: programID, interfaceIndex: interfaceIndex)
-            try upgrade.commit()
             try maps.recordAttach(mode: mode, requested: requested.abiValue, interface: interface, interfaceIndex: interfaceIndex,
                                   wallClockNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9))
+            // nftables last: its transaction is the one step that cannot be undone, so it runs once every
+            // other step has worked, and a failure before it leaves the table as it was.
             // A fresh context for the transaction: libnftables 1.0.6 can abort printing an error when a
             // context that ran a dry run is reused (its cache points into the earlier command buffer).
             let nft = try NFTables(namespace: namespace)
             let installed = try nft.setShapes(family: NFTablesRuleset.family, table: NFTablesRuleset.tableName)
             try nft.run(ruleset.applyTransaction(installed: installed))
+            try upgrade.commit()
             return Outcome(replaced: replacing, programID: programID, mode: mode, pins: layout.directory,
                            interface: interface, namespace: namespace)
         } catch {
             upgrade.abandon()
-            if !replacing {
-                _ = try? remove(keepingTable: true)
-                if !hadDirectory { layout.removeEmptyDirectories() }
-            }
+            rollback.undo()
             throw error
         }
     }
@@ -220,7 +225,7 @@ struct Deployment {
 
     /// Detaches the program, removes the pins `load` made and, when no other instance in the
     /// namespace remains, the nftables table. Returns what it removed.
-    func remove(keepingTable: Bool = false) throws -> [String] {
+    func remove() throws -> [String] {
         // Without bpffs no pin can be seen, this instance's or another's: not loaded here, and the
         // table, which other instances may still need, stays.
         if let bpffs = layout.managedFilesystem, !bpffs.isMounted {
@@ -242,7 +247,7 @@ struct Deployment {
         layout.removeEmptyDirectories()
 
         let othersRemain = !PinLayout.interfaces(root: layout.root, namespace: namespace).isEmpty
-        if !keepingTable && !othersRemain {
+        if !othersRemain {
             let nft = try NFTables(namespace: namespace)
             if try nft.tableExists(family: NFTablesRuleset.family, name: NFTablesRuleset.tableName) {
                 try nft.run(NFTablesRuleset.deleteCommand)

@@ -24,6 +24,8 @@ struct ReloadTests {
         try GatewardenBinary.run(["load"] + arguments)
         let droppedAfterReload = try maps.packets(action: "drop", reason: "blocklist")
         let sent = flood.finish()
+        // And after the flood, whenever it ended: a busy machine can take longer to reload than it lasts.
+        #expect(try lab.startUDPFlood(port: 443, seconds: 1, maximumPackets: 100).finish() == 100)
         let droppedAtEnd = try maps.packets(action: "drop", reason: "blocklist")
 
         let programAfter = try lab.gatewayInstance().link.info().programID
@@ -32,7 +34,7 @@ struct ReloadTests {
         #expect(programAfter != programBefore)
         #expect(droppedBeforeReload > 0)
         #expect(droppedAfterReload >= droppedBeforeReload, "counters survive the reload")
-        #expect(droppedAtEnd > droppedAfterReload, "the new program keeps dropping")
+        #expect(droppedAtEnd >= droppedAfterReload + 100, "the new program keeps dropping")
         #expect(try lab.witnessPackets(from: lab.clientAddress) == 0, "no packet of the banned source reached the stack")
 
         // The witness does count once the ban is lifted: its zero above means something.

@@ -86,7 +86,7 @@ public final class ChangeLock {
     // MARK: Opening safely
 
     /// The lock folder, created root-only where missing; refused where someone else could write to it.
-    private static func openPrivateDirectory(_ path: String) throws -> FileDescriptor {
+    static func openPrivateDirectory(_ path: String) throws -> FileDescriptor {
         if mkdir(path, 0o700) != 0 && errno != EEXIST {
             throw KernelError.fromErrno("create the lock folder \(path)")
         }
@@ -120,7 +120,7 @@ public final class ChangeLock {
     }
 
     /// The inode of the namespace's nsfs file: the same for every path that reaches it.
-    private static func namespaceInode(_ namespace: NetworkNamespace) throws -> UInt64 {
+    static func namespaceInode(_ namespace: NetworkNamespace) throws -> UInt64 {
         let path = namespace.name.map { "\(NetworkNamespace.namedNamespaceDirectory)/\($0)" } ?? "/proc/thread-self/ns/net"
         var status = stat()
         guard stat(path, &status) == 0 else { throw KernelError.fromErrno("identify \(namespace) (\(path))") }

@@ -109,6 +109,7 @@ struct Deployment {
             let installed = try nft.setShapes(family: NFTablesRuleset.family, table: NFTablesRuleset.tableName)
             try nft.run(ruleset.applyTransaction(installed: installed))
             try upgrade.commit()
+            if policy.mode == .observe { SynproxyHost.restoreLooseTrackingOrWarn(in: namespace) }
             return Outcome(replaced: replacing, programID: programID, mode: mode, pins: layout.directory,
                            interface: interface, namespace: namespace)
         } catch {
@@ -253,6 +254,7 @@ struct Deployment {
                 try nft.run(NFTablesRuleset.deleteCommand)
                 removed.append("nftables table \(NFTablesRuleset.family) \(NFTablesRuleset.tableName) in \(namespace)")
             }
+            SynproxyHost.restoreLooseTrackingOrWarn(in: namespace)
         }
         guard !removed.isEmpty else {
             throw KernelError(operation: "Gatewarden is not loaded on '\(interface)' in \(namespace) (\(layout.absence))")

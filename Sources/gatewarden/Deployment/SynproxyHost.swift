@@ -24,6 +24,31 @@ enum SynproxyHost {
             selectiveAcknowledgements: try enabled("net/ipv4/tcp_sack"))
     }
 
+    /// What nf_conntrack_tcp_loose was before Gatewarden turned it off.
+    private static func looseTrackingRecord(in namespace: NetworkNamespace) -> NamespaceRecord {
+        NamespaceRecord(namespace: namespace, name: "nf_conntrack_tcp_loose")
+    }
+
+    /// Puts loose TCP tracking back as Gatewarden found it, once no synproxy needs it off (observe
+    /// mode, or the table removed), saying so; nothing when Gatewarden did not change it.
+    static func restoreLooseTracking(in namespace: NetworkNamespace) throws {
+        let record = looseTrackingRecord(in: namespace)
+        guard let value = try record.read() else { return }
+        try Sysctl.write(looseTracking, value, in: namespace)
+        try record.remove()
+        FileHandle.standardError.write(Data(("gatewarden: put net.netfilter.nf_conntrack_tcp_loose back to \(value) in "
+            + "\(namespace), as it was before Gatewarden's synproxy\n").utf8))
+    }
+
+    /// The same, once the change it follows is done: a failure is said, not thrown.
+    static func restoreLooseTrackingOrWarn(in namespace: NetworkNamespace) {
+        do {
+            try restoreLooseTracking(in: namespace)
+        } catch {
+            FileHandle.standardError.write(Data("gatewarden: could not put nf_conntrack_tcp_loose back: \(error)\n".utf8))
+        }
+    }
+
     /// Turns loose TCP tracking off in the namespace (nf_conntrack is loaded by the ruleset's dry
     /// run), saying so when it changes it. Connections already tracked are unaffected; one that
     /// conntrack has never seen is no longer picked up mid-stream.
@@ -33,6 +58,10 @@ enum SynproxyHost {
                 + "synproxy needs it: run `modprobe nf_conntrack`")
         }
         guard current != "0" else { return }
+        // Kept until a load in observe mode or the last unload puts it back; a value the host had
+        // set to 0 itself is not recorded, so it stays 0.
+        let record = looseTrackingRecord(in: namespace)
+        if try record.read() == nil { try record.write(current) }
         try Sysctl.write(looseTracking, "0", in: namespace)
         FileHandle.standardError.write(Data(("gatewarden: set net.netfilter.nf_conntrack_tcp_loose=0 in \(namespace) "
             + "(synproxy needs the handshake's ACK to reach it untracked); connections to the protected ports that "

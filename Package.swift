@@ -54,6 +54,10 @@ let package = Package(
         .executableTarget(name: "gatewarden-scrape-bench",
                           dependencies: ["GatewardenKernel", "CGatewardenABI"]),
 
+        // MARK: Fuzzing: generated broken policies and web configs through the parsers and renderers
+        .executableTarget(name: "gatewarden-fuzz",
+                          dependencies: ["GatewardenPolicy", "GatewardenExporter", "GatewardenKernel", "GatewardenTestSupport"]),
+
         // MARK: Tests
         .testTarget(name: "GatewardenExporterTests", dependencies: ["GatewardenExporter"]),
         .target(name: "GatewardenTestSupport", path: "Tests/GatewardenTestSupport"),

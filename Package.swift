@@ -36,9 +36,10 @@ let package = Package(
         // MARK: Libraries, one idea each; arrows go CLI → Exporter/Policy → Kernel → C
         .target(name: "GatewardenKernel",
                 dependencies: ["CLibBPF", "CNFTables", "CGatewardenABI", "CLinux"]),
-        .target(name: "GatewardenPolicy", dependencies: ["GatewardenKernel", "Yams"]),
+        .target(name: "GatewardenYAML", dependencies: ["Yams"]),
+        .target(name: "GatewardenPolicy", dependencies: ["GatewardenKernel", "GatewardenYAML", "Yams"]),
         .target(name: "GatewardenExporter",
-                dependencies: ["GatewardenKernel", "CMicroHTTPD", "CZlib", "CCrypt", "CLinux", "Yams"]),
+                dependencies: ["GatewardenKernel", "CMicroHTTPD", "CZlib", "CCrypt", "CLinux", "GatewardenYAML", "Yams"]),
 
         // MARK: The command
         .executableTarget(name: "gatewarden",
@@ -52,6 +53,10 @@ let package = Package(
                           dependencies: ["GatewardenBenchBPF", "GatewardenKernel"]),
         .executableTarget(name: "gatewarden-scrape-bench",
                           dependencies: ["GatewardenKernel", "CGatewardenABI"]),
+
+        // MARK: Fuzzing: generated broken policies and web configs through the parsers and renderers
+        .executableTarget(name: "gatewarden-fuzz",
+                          dependencies: ["GatewardenPolicy", "GatewardenExporter", "GatewardenKernel", "GatewardenTestSupport"]),
 
         // MARK: Tests
         .testTarget(name: "GatewardenExporterTests", dependencies: ["GatewardenExporter"]),

@@ -609,6 +609,20 @@ static __always_inline enum listed check_lists(struct gw_bucket *bucket, const s
 	return verdict;
 }
 
+/* User space rewrites the config while packets run (load, block, unblock): every decision about
+ * one packet uses one copy of it, read from the map once, a word at a time (volatile: the compiler
+ * may neither read a field from the map again in place of the copy nor skip the read). */
+static __always_inline void read_config(struct gw_config *copy, const struct gw_config *shared)
+{
+	const volatile __u64 *from = (const volatile __u64 *)shared;
+	__u64 *to = (__u64 *)copy;
+
+	_Static_assert(sizeof(*copy) % sizeof(__u64) == 0, "gw_config is a whole number of words");
+#pragma unroll
+	for (int word = 0; word < sizeof(*copy) / sizeof(__u64); word++)
+		to[word] = from[word];
+}
+
 SEC("xdp")
 int gatewarden_xdp(struct xdp_md *ctx)
 {
@@ -617,7 +631,8 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	struct packet_facts facts = {};
 	struct gw_bucket *source, *subnet = NULL;
 	struct gw_addr subnet_key;
-	struct gw_config *config;
+	const struct gw_config *shared;
+	struct gw_config config;
 	__u64 sighted_at = 0;
 	enum parse_result parsed;
 	__u32 zero = 0, port;
@@ -639,9 +654,10 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	if (parsed == MALFORMED)
 		return count(GW_ACTION_PASS, GW_REASON_MALFORMED, bytes);
 
-	config = bpf_map_lookup_elem(&gw_config, &zero);
-	if (!config)
+	shared = bpf_map_lookup_elem(&gw_config, &zero);
+	if (!shared)
 		return count(GW_ACTION_PASS, GW_REASON_UNPROTECTED, bytes);
+	read_config(&config, shared);
 
 	if (parsed == PARSED && !facts.is_fragment) {
 		port = facts.dest_port;
@@ -658,7 +674,7 @@ int gatewarden_xdp(struct xdp_md *ctx)
 
 	/* The lists judge every packet whose source we know, whatever its port. */
 	if (!is_protected) {
-		switch (check_lists(NULL, &facts.source, config)) {
+		switch (check_lists(NULL, &facts.source, &config)) {
 		case LISTED_ALLOW:
 			return count(GW_ACTION_PASS, GW_REASON_ALLOWLIST, bytes);
 		case LISTED_BLOCK:
@@ -669,13 +685,13 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	}
 
 	now = rate_clock_ns();
-	if (config->subnet_interval_ns) {
-		subnet_of(&subnet_key, &facts, config);
+	if (config.subnet_interval_ns) {
+		subnet_of(&subnet_key, &facts, &config);
 		subnet = bpf_map_lookup_elem(&gw_subnets, &subnet_key);
 	}
 	/* An untracked subnet is the shape of a spoofed flood: no source lookup until it is tracked. */
-	source = (subnet || !config->subnet_interval_ns) ? bpf_map_lookup_elem(&gw_sources, &facts.source) : NULL;
-	switch (check_lists(source, &facts.source, config)) {
+	source = (subnet || !config.subnet_interval_ns) ? bpf_map_lookup_elem(&gw_sources, &facts.source) : NULL;
+	switch (check_lists(source, &facts.source, &config)) {
 	case LISTED_ALLOW:
 		return count(GW_ACTION_PASS, GW_REASON_ALLOWLIST, bytes);
 	case LISTED_BLOCK:
@@ -686,19 +702,19 @@ int gatewarden_xdp(struct xdp_md *ctx)
 
 	/* Tracking starts at the subnet, or at the source when there is no subnet limit. A key
 	 * not seen within the window is sending slower than every limit: pass it, bucket-free. */
-	if (config->subnet_interval_ns ? !subnet : (config->source_interval_ns && !source)) {
-		if (!seen_recently(config->subnet_interval_ns ? &subnet_key : &facts.source, now, config, &sighted_at))
+	if (config.subnet_interval_ns ? !subnet : (config.source_interval_ns && !source)) {
+		if (!seen_recently(config.subnet_interval_ns ? &subnet_key : &facts.source, now, &config, &sighted_at))
 			return count(GW_ACTION_PASS, pass_reason, bytes);
-		if (config->subnet_interval_ns) /* a source may outlive its subnet's bucket in the LRU */
+		if (config.subnet_interval_ns) /* a source may outlive its subnet's bucket in the LRU */
 			source = bpf_map_lookup_elem(&gw_sources, &facts.source);
 	}
 
 	if (!charge(&gw_sources, GW_OFFENDER_SOURCE, source, &facts.source, now,
-		    config->subnet_interval_ns ? 0 : sighted_at, config->source_interval_ns, config->source_tolerance_ns))
-		return over_limit(config, GW_REASON_RATE_IP, bytes);
-	if (config->subnet_interval_ns && !charge(&gw_subnets, GW_OFFENDER_SUBNET, subnet, &subnet_key, now, sighted_at,
-						  config->subnet_interval_ns, config->subnet_tolerance_ns))
-		return over_limit(config, GW_REASON_RATE_SUBNET, bytes);
+		    config.subnet_interval_ns ? 0 : sighted_at, config.source_interval_ns, config.source_tolerance_ns))
+		return over_limit(&config, GW_REASON_RATE_IP, bytes);
+	if (config.subnet_interval_ns && !charge(&gw_subnets, GW_OFFENDER_SUBNET, subnet, &subnet_key, now, sighted_at,
+						  config.subnet_interval_ns, config.subnet_tolerance_ns))
+		return over_limit(&config, GW_REASON_RATE_SUBNET, bytes);
 
 	return count(GW_ACTION_PASS, pass_reason, bytes);
 }

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 # Alert rules and dashboards first: they need no build.
 bash scripts/check-monitoring.sh
 swift build --build-tests
+# The fuzz run (PolicyFuzzTests: gatewarden-fuzz over generated broken policies and web configs) lasts
+# GATEWARDEN_FUZZ_SECONDS, 30 by default.
+export GATEWARDEN_FUZZ_SECONDS="${GATEWARDEN_FUZZ_SECONDS:-30}"
 if [ $# -gt 0 ]; then
   swift test --skip-build "$@"
 else

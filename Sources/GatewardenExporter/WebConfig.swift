@@ -1,4 +1,5 @@
 import Foundation
+import GatewardenYAML
 import Yams
 
 /// `--web.config.file`, in the Prometheus exporter-toolkit format: TLS and bcrypt basic auth.
@@ -63,10 +64,10 @@ public struct WebConfig: Sendable, Equatable {
         }
         let root: Node
         do {
-            guard let composed = try Yams.compose(yaml: text) else { self.init(); return }
+            guard let composed = try YAMLDocument.compose(text) else { self.init(); return }
             root = composed
-        } catch let error as YamlError {
-            throw Problem(file: path, line: 0, column: 0, key: "(yaml)", message: "\(error)")
+        } catch {
+            throw Problem(file: path, line: error.line, column: error.column, key: error.key, message: error.message)
         }
         guard let mapping = root.mapping else { throw problem(root, "(root)", "expected a mapping of settings") }
         let directory = (path as NSString).deletingLastPathComponent
@@ -74,13 +75,13 @@ public struct WebConfig: Sendable, Equatable {
         var users: [String: String] = [:]
 
         for (keyNode, value) in mapping {
-            let key = keyNode.string ?? "?"
+            let key = YAMLDocument.keyName(keyNode)
             switch key {
             case "tls_server_config":
                 guard let settings = value.mapping else { throw problem(value, key, "expected a mapping") }
                 var certificate: String?, privateKey: String?, minimum = "TLS12"
                 for (settingNode, setting) in settings {
-                    let name = "tls_server_config.\(settingNode.string ?? "?")"
+                    let name = "tls_server_config.\(YAMLDocument.keyName(settingNode))"
                     switch settingNode.string {
                     case "cert_file", "key_file":
                         guard let file = setting.string, !file.isEmpty else { throw problem(setting, name, "expected a file path") }
@@ -107,7 +108,7 @@ public struct WebConfig: Sendable, Equatable {
             case "basic_auth_users":
                 guard let entries = value.mapping else { throw problem(value, key, "expected a mapping of user: bcrypt hash") }
                 for (userNode, hashNode) in entries {
-                    let name = "basic_auth_users.\(userNode.string ?? "?")"
+                    let name = "basic_auth_users.\(YAMLDocument.keyName(userNode))"
                     guard let user = userNode.string, !user.isEmpty, !user.contains(":") else {
                         throw problem(userNode, name, "user names are non-empty and contain no ':'")
                     }

@@ -18,16 +18,24 @@ final class LibBPFLog: @unchecked Sendable {
         lock.withLock {
             guard !installed else { return }
             installed = true
-            _ = libbpf_set_print { level, format, arguments in
-                guard let format, let arguments, level.rawValue <= LIBBPF_INFO.rawValue else { return 0 }
-                var buffer = [CChar](repeating: 0, count: 4096)
-                let written = vsnprintf(&buffer, buffer.count, format, arguments)
-                guard written > 0 else { return 0 }
-                let length = min(Int(written), buffer.count - 1)
-                LibBPFLog.shared.append(String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self))
-                return written
-            }
+            _ = libbpf_set_print { level, format, arguments in LibBPFLog.shared.receive(level, format, arguments) }
         }
+    }
+
+    /// What libbpf prints goes here.
+    func receive(_ level: libbpf_print_level, _ format: UnsafePointer<CChar>?, _ arguments: CVaListPointer?) -> Int32 {
+        guard let format, let arguments, level.rawValue <= LIBBPF_INFO.rawValue,
+              let text = Self.format(format, arguments) else { return 0 }
+        append(text)
+        return Int32(clamping: text.utf8.count)
+    }
+
+    /// One message formatted whole, however long: libbpf prints the verifier's log, megabytes of it
+    /// with the reason for a rejection at its end, as a single message.
+    static func format(_ format: UnsafePointer<CChar>, _ arguments: CVaListPointer) -> String? {
+        guard let formatted = gatewarden_format_message(format, arguments) else { return nil }
+        defer { free(formatted) }
+        return String(decoding: UnsafeRawBufferPointer(start: formatted, count: strlen(formatted)), as: UTF8.self)
     }
 
     private func append(_ text: String) {

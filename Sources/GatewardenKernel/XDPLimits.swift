@@ -26,8 +26,12 @@ public struct XDPLimits: Sendable, Equatable {
 
         /// Nanoseconds between packets at the sustained rate; 0 (no limit) for a rate of 0.
         var intervalNanoseconds: UInt64 { packets == 0 ? 0 : periodSeconds * 1_000_000_000 / packets }
-        /// How far ahead of now the theoretical arrival time may run: `burst` intervals.
-        var toleranceNanoseconds: UInt64 { intervalNanoseconds * burst }
+        /// How far ahead of now the theoretical arrival time may run: `burst` intervals (past
+        /// `UInt64.max`, forever: a policy refuses such a burst, this keeps any other caller from trapping).
+        var toleranceNanoseconds: UInt64 {
+            let (tolerance, overflow) = intervalNanoseconds.multipliedReportingOverflow(by: burst)
+            return overflow ? .max : tolerance
+        }
 
         public var description: String {
             let unit = [1: "s", 60: "min", 3600: "h"][Int(periodSeconds)] ?? "\(periodSeconds)s"
@@ -61,8 +65,8 @@ public struct XDPLimits: Sendable, Equatable {
         subnet: Rate(packetsPerSecond: 500, burst: 1000),
         ipv4SubnetPrefix: 24, ipv6SubnetPrefix: 64, protectedPorts: [80, 443])
 
-    /// The config map's value for these limits.
-    func configuration(allowlistEntries: UInt32, blocklistEntries: UInt32, listGeneration: UInt32) -> gw_config {
+    /// The config map's value for these limits (what `XDPMaps.apply` writes).
+    public func configuration(allowlistEntries: UInt32, blocklistEntries: UInt32, listGeneration: UInt32) -> gw_config {
         var config = gw_config()
         config.source_interval_ns = source.intervalNanoseconds
         config.source_tolerance_ns = source.toleranceNanoseconds

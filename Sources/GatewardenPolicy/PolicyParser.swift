@@ -1,5 +1,6 @@
 import Foundation
 import GatewardenKernel
+import GatewardenYAML
 import Yams
 
 /// Reads a policy from YAML, checking every key. Unknown keys, wrong types and impossible values
@@ -32,6 +33,11 @@ public struct PolicyParser {
             throw PolicyProblems(problems: [PolicyProblem(file: path, line: 0, column: 0, key: "--policy",
                                                           message: "cannot read the file")])
         }
+        return try parse(data: data, file: path)
+    }
+
+    /// A policy file's bytes, read as `file`; bytes that are not UTF-8 are a problem at the first bad one.
+    public static func parse(data: Data, file path: String) throws -> Policy {
         guard let text = String(data: data, encoding: .utf8) else {
             let (line, column) = firstInvalidUTF8(in: data)
             throw PolicyProblems(problems: [PolicyProblem(file: path, line: line, column: column, key: "(yaml)",
@@ -64,13 +70,10 @@ public struct PolicyParser {
         var policy = Policy.builtInDefault
         let root: Node
         do {
-            guard let composed = try Yams.compose(yaml: text) else { return policy }
+            guard let composed = try YAMLDocument.compose(text) else { return policy }
             root = composed
-        } catch let error as YamlError {
-            problems.append(Self.yamlProblem(error, file: file))
-            return policy
         } catch {
-            problems.append(PolicyProblem(file: file, line: 1, column: 1, key: "(yaml)", message: "\(error)"))
+            problems.append(PolicyProblem(file: file, line: error.line, column: error.column, key: error.key, message: error.message))
             return policy
         }
         guard let mapping = root.mapping else {
@@ -78,7 +81,7 @@ public struct PolicyParser {
             return policy
         }
         for (keyNode, value) in mapping {
-            let key = keyNode.string ?? "?"
+            let key = YAMLDocument.keyName(keyNode)
             switch key {
             case "mode": policy.mode = mode(value, key) ?? policy.mode
             case "protected_ports": policy.protectedPorts = ports(value, key, allowEmpty: false) ?? policy.protectedPorts
@@ -188,7 +191,7 @@ public struct PolicyParser {
             return
         }
         for (keyNode, value) in mapping {
-            let key = keyNode.string ?? "?"
+            let key = YAMLDocument.keyName(keyNode)
             if !body(&self, key, value, "\(path).\(key)") { problem(keyNode, "\(path).\(key)", "unknown key") }
         }
     }
@@ -215,9 +218,10 @@ public struct PolicyParser {
             return nil
         }
         var ports: [UInt16] = []
+        var seen = Set<UInt16>()
         for (index, item) in sequence.enumerated() {
             guard let port = integer(item, "\(key)[\(index)]", in: 1...65535) else { continue }
-            if ports.contains(UInt16(port)) { problem(item, "\(key)[\(index)]", "port \(port) is listed twice") }
+            if !seen.insert(UInt16(port)).inserted { problem(item, "\(key)[\(index)]", "port \(port) is listed twice") }
             ports.append(UInt16(port))
         }
         if ports.isEmpty && !allowEmpty && sequence.isEmpty { problem(node, key, "at least one port is needed") }
@@ -272,6 +276,11 @@ public struct PolicyParser {
                     problem(value, "\(key).rate", "a rate of 0 refuses everything; write `off` to disable the limit")
                     return current
                 }
+                guard count <= Rate.maximumPerSecond * unit.seconds else {
+                    problem(value, "\(key).rate", "above \(Rate.maximumPerSecond)/second, one packet a nanosecond: "
+                        + "neither layer can time a faster rate")
+                    return current
+                }
                 parsed.count = count
                 parsed.unit = unit
                 sawRate = true
@@ -279,7 +288,7 @@ public struct PolicyParser {
                 guard let burst = integer(value, "\(key).burst", in: 1...Int(Int32.max)) else { return current }
                 parsed.burst = UInt64(burst)
             default:
-                problem(keyNode, "\(key).\(keyNode.string ?? "?")", "unknown key")
+                problem(keyNode, "\(key).\(YAMLDocument.keyName(keyNode))", "unknown key")
             }
         }
         guard sawRate else {
@@ -290,6 +299,12 @@ public struct PolicyParser {
             let node = mapping["burst"] ?? node
             problem(node, "\(key).burst", "burst \(parsed.burst) is below the rate (\(parsed.packetsPerSecondCeiling) per second): "
                 + "the limit would refuse its own rate")
+            return current
+        }
+        if (parsed.refillNanoseconds ?? .max) / 1_000_000_000 > PolicyDuration.maximum.seconds {
+            let node = mapping["burst"] ?? node
+            problem(node, "\(key).burst", "burst \(parsed.burst) at \(parsed.nftables) takes longer than "
+                + "\(PolicyDuration.maximum) to refill: write `off` for no limit")
             return current
         }
         return parsed
@@ -334,18 +349,5 @@ public struct PolicyParser {
             return nil
         }
         return text
-    }
-
-    private static func yamlProblem(_ error: YamlError, file: String) -> PolicyProblem {
-        switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
-            return PolicyProblem(file: file, line: mark.line, column: mark.column, key: "(yaml)", message: problem)
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            // The mark is the key's first appearance; the message says which key repeats.
-            return PolicyProblem(file: file, line: context.mark.line, column: context.mark.column,
-                                 key: duplicates.first ?? "(yaml)", message: "appears more than once in the same mapping")
-        default:
-            return PolicyProblem(file: file, line: 1, column: 1, key: "(yaml)", message: "\(error)")
-        }
     }
 }

@@ -44,7 +44,21 @@ public struct Rate: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(count)/\(unit.rawValue) burst \(burst)" }
 
     /// Packets one second of this rate admits, rounded up; a burst below it would refuse the rate itself.
-    var packetsPerSecondCeiling: UInt64 { (count + unit.seconds - 1) / unit.seconds }
+    var packetsPerSecondCeiling: UInt64 { count / unit.seconds + (count % unit.seconds == 0 ? 0 : 1) }
+
+    /// The fastest rate either layer can keep: one packet a nanosecond (both count time in
+    /// nanoseconds between packets; a faster rate would round to no interval at all).
+    static let maximumPerSecond: UInt64 = 1_000_000_000
+
+    /// Nanoseconds between packets at this rate, as nftables and the XDP program compute it.
+    var intervalNanoseconds: UInt64 { count == 0 ? 0 : unit.seconds * 1_000_000_000 / count }
+
+    /// How long an emptied burst takes to refill, in nanoseconds; nil past `UInt64.max`. Both layers
+    /// hold it as a nanosecond count (nftables refuses a limit whose count overflows).
+    var refillNanoseconds: UInt64? {
+        let (product, overflow) = intervalNanoseconds.multipliedReportingOverflow(by: burst)
+        return overflow ? nil : product
+    }
 }
 
 /// A length of time written like `90s`, `30m`, `1h` or `7d`.

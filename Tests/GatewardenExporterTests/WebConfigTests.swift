@@ -48,6 +48,9 @@ struct WebConfigTests {
         ("tls_server_config:\n  client_auth_type: RequireAndVerifyClientCert\n", 2, "tls_server_config.client_auth_type", "not supported"),
         ("basic_auth_user:\n  a: b\n", 1, "basic_auth_user", "unknown key"),
         ("- a\n- b\n", 1, "(root)", "mapping"),
+        ("basic_auth_users: {a: b\n", 2, "(yaml)", "did not find expected"),
+        ("basic_auth_users: {}\nbasic_auth_users: {}\n", 1, "basic_auth_users", "more than once"),
+        ("? [a]\n: 1\n", 1, "(yaml)", "plain word"),
     ] as [(String, Int, String, String)])
     func problems(yaml: String, line: Int, key: String, message: String) throws {
         let found = try #require(problem(yaml))

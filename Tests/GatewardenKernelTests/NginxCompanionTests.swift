@@ -70,6 +70,53 @@ struct NginxCompanionTests {
         }
     }
 
+    @Test("IPv6: the limits count a /64 as one client, so rotating addresses inside it buys no budget; another /64 has its own")
+    func ipv6Subnet() throws {
+        try withCompanion { lab, nginx, client in
+            try lab.inGateway(["ip", "addr", "add", "2001:db8::1/32", "dev", lab.gatewayInterface, "nodad"])
+            // One /64 in each of the shapes nginx writes its addresses in (what :: hides differs).
+            let sameSubnet = ["2001:db8::a", "2001:db8:0:0:1::", "2001:db8::1:2:3:4", "2001:db8:0:0:ffff::", "2001:db8::ffff:0:0:1"]
+            let otherSubnet = "2001:db8:0:1::a"
+            try lab.addClientAddresses(sameSubnet + [otherSubnet], prefix: 32)
+            var responses: [Response] = []
+            for source in sameSubnet + [otherSubnet] {
+                responses += try client.get(["/api/v1/auth/login"], from: source, host: "2001:db8::1")
+            }
+            #expect(responses.map(\.status) == [200, 200, 200, 200, 429, 200])
+            let lines = try expectLogged(responses, in: nginx)
+            #expect(lines.map(\.remoteAddress) == ["2001:db8::a", "2001:db8:0:0:1::", "2001:db8::1:2:3:4", "2001:db8:0:0:ffff::",
+                                                   "2001:db8::ffff:0:0:1", "2001:db8:0:1::a"])
+        }
+    }
+
+    @Test("the client key of 6,000 IPv6 addresses, zero groups wherever they fall, is always their /64 written in full")
+    func ipv6Keys() throws {
+        try withCompanion { lab, _, _ in
+            let result = try lab.inGateway(["python3", "-c", Self.keyProbe]).stdout
+            #expect(result.hasPrefix("checked 6000, wrong 0"), "\(result)")
+        }
+    }
+
+    /// Random addresses (their groups mostly 0, so that :: falls everywhere), each sent in its long and
+    /// its short form to the realip probe server, whose answer must be the address's first four groups.
+    private static let keyProbe = #"""
+        import http.client, ipaddress, random
+        random.seed(64)
+        conn = http.client.HTTPConnection("127.0.0.1", 18081, timeout=10)
+        checked, wrong = 0, []
+        for _ in range(3000):
+            groups = [random.choice([0, 0, 0, 1, 0xdb8, 0xffff, random.randrange(65536)]) for _ in range(8)]
+            address = ipaddress.IPv6Address(b"".join(g.to_bytes(2, "big") for g in groups))
+            expected = ":".join(f"{g:x}" for g in groups[:4])
+            for text in (address.exploded, address.compressed):
+                conn.request("GET", "/", headers={"X-Test-Address": text})
+                key = conn.getresponse().read().decode()
+                checked += 1
+                if key != expected:
+                    wrong.append(f"{text} -> {key}, not {expected}")
+        print(f"checked {checked}, wrong {len(wrong)}", *wrong[:10], sep="\n")
+        """#
+
     @Test("keep-alive: the second request on a connection logs $connection_requests 2 and the same $connection; a new connection a new one")
     func keepAlive() throws {
         try withCompanion { lab, nginx, client in
@@ -164,6 +211,13 @@ extension NginxCompanionTests {
                     location / { return 200 "backend\\n"; }
                     location = /api/v1/busy { add_header Retry-After 30 always; return 429; }
                 }
+                # Answers with the key the limits count a client by, for any address the test names.
+                server {
+                    listen 127.0.0.1:18081;
+                    set_real_ip_from 127.0.0.1;
+                    real_ip_header X-Test-Address;
+                    location / { return 200 "$gatewarden_client"; }
+                }
                 include \(path("example-server.conf"));
                 """
         }
@@ -257,9 +311,11 @@ struct CompanionClient {
     typealias Response = NginxCompanionTests.Response
     let lab: LabNetwork
 
-    /// GETs `paths` in order from `source`, on one keep-alive connection, after `pauseFirst` seconds.
-    func get(_ paths: [String], from source: String, tls: Bool = false, pauseFirst: Double = 0) throws -> [Response] {
-        try run(["mode": "get", "paths": paths, "source": source, "tls": tls, "pause": pauseFirst], as: [Response].self)
+    /// GETs `paths` in order from `source`, on one keep-alive connection to `host` (the gateway's IPv4
+    /// address unless given), after `pauseFirst` seconds.
+    func get(_ paths: [String], from source: String, host: String? = nil, tls: Bool = false, pauseFirst: Double = 0) throws -> [Response] {
+        try run(["mode": "get", "paths": paths, "source": source, "host": host ?? lab.gatewayAddress, "tls": tls, "pause": pauseFirst],
+                as: [Response].self)
     }
 
     /// One TLS connection per step ("fresh": a new client context; "resume": the session of the previous
@@ -281,7 +337,7 @@ struct CompanionClient {
 
     private func run<T: Decodable>(_ arguments: [String: Any], as type: T.Type) throws -> T {
         var arguments = arguments
-        arguments["host"] = lab.gatewayAddress
+        arguments["host"] = arguments["host"] ?? lab.gatewayAddress
         let json = String(decoding: try JSONSerialization.data(withJSONObject: arguments), as: UTF8.self)
         let result = try Command.run(["ip", "netns", "exec", lab.client, "timeout", "60", "python3", "-c", Self.script, json])
         return try JSONDecoder().decode(T.self, from: Data(result.stdout.utf8))

@@ -1,45 +1,62 @@
 import Foundation
 
-/// A real nginx in a network namespace: TLS (a self-signed certificate made for the run, a shared
-/// session cache) on 443 and plain HTTP on 80, both answering `GET /` with `ok`, a worker process
-/// and access log off. Everything lives in a temporary folder that `stop()` removes.
+/// A real nginx in a network namespace, in the foreground as this test's child, with everything it
+/// writes (configuration, pid file, logs, temporary files) in a temporary folder that `stop()` removes.
 ///
-/// nginx runs in the foreground as this test's child; it is stopped by the PID in its pid file.
+/// The caller writes the `http` block; around it go one worker, the pid file, the error log and the
+/// temporary paths, all in the folder. nginx tests the configuration (`nginx -t`) before it starts, so
+/// a refused configuration fails with nginx's own words. It is stopped by the PID in its pid file.
 final class Nginx {
     let namespace: String
     let directory: URL
+    /// What `nginx -t` said of the configuration (it accepted it, or `init` would have thrown).
+    private(set) var configurationTest = Command.Result(status: -1, stdout: "", stderr: "")
     private let server = Process()
     private var stopped = false
 
-    init(namespace: String, clientHeaderTimeoutSeconds: Int = 60) throws {
+    /// The default test server: TLS (a self-signed certificate made for the run, a shared session cache)
+    /// on 443 and plain HTTP on 80, both answering `GET /` with `ok`, access log off.
+    convenience init(namespace: String, clientHeaderTimeoutSeconds: Int = 60) throws {
+        try self.init(namespace: namespace) { path in
+            try Command.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=gateway",
+                             "-keyout", path("key.pem"), "-out", path("cert.pem")])
+            return """
+                access_log off;
+                ssl_session_cache shared:gatewarden_test:1m;
+                client_header_timeout \(clientHeaderTimeoutSeconds)s;
+                keepalive_requests 100000;
+                server {
+                    listen 443 ssl backlog=4096;
+                    listen 80 backlog=4096;
+                    ssl_certificate \(path("cert.pem"));
+                    ssl_certificate_key \(path("key.pem"));
+                    location / { return 200 "ok\\n"; }
+                }
+                """
+        }
+    }
+
+    /// nginx with `http` as the body of its http block. `http` is given the folder's path for a file
+    /// name, to place certificates, logs and included files there.
+    init(namespace: String, http: (_ path: (String) -> String) throws -> String) throws {
         self.namespace = namespace
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gwt-nginx-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         do {
-            try Command.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=gateway",
-                             "-keyout", path("key.pem"), "-out", path("cert.pem")])
+            let body = try http(path)
             let config = """
                 worker_processes 1;
                 pid \(path("nginx.pid"));
                 error_log \(path("error.log"));
                 events { worker_connections 4096; }
                 http {
-                    access_log off;
                     client_body_temp_path \(path("body")); proxy_temp_path \(path("proxy"));
                     fastcgi_temp_path \(path("fastcgi")); uwsgi_temp_path \(path("uwsgi")); scgi_temp_path \(path("scgi"));
-                    ssl_session_cache shared:gatewarden_test:1m;
-                    client_header_timeout \(clientHeaderTimeoutSeconds)s;
-                    keepalive_requests 100000;
-                    server {
-                        listen 443 ssl backlog=4096;
-                        listen 80 backlog=4096;
-                        ssl_certificate \(path("cert.pem"));
-                        ssl_certificate_key \(path("key.pem"));
-                        location / { return 200 "ok\\n"; }
-                    }
+                \(body)
                 }
                 """
             try config.write(toFile: path("nginx.conf"), atomically: true, encoding: .utf8)
+            configurationTest = try Command.run(["ip", "netns", "exec", namespace, "nginx", "-t", "-c", path("nginx.conf")])
             // In the foreground: a daemonized nginx would inherit the descriptor Foundation watches for
             // the child's exit and keep it open. It logs to error.log; its output goes nowhere.
             server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -60,7 +77,8 @@ final class Nginx {
         }
     }
 
-    private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+    /// A file in nginx's folder.
+    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     /// nginx's master process, from its pid file.
     var pid: pid_t? {

@@ -51,9 +51,9 @@ struct Status: ParsableCommand {
         lines.append("  allowlist: \(allowed.isEmpty ? "empty" : allowed.map(\.description).joined(separator: ", "))")
         let now = BootClock.nanoseconds
         let bans = try maps.bans().map { ban in
-            ban.expiresBootNanoseconds == 0 ? "\(ban.prefix)"
-                : ban.expiresBootNanoseconds <= now ? "\(ban.prefix) (expired)"
-                : "\(ban.prefix) (\((ban.expiresBootNanoseconds - now) / 1_000_000_000)s left)"
+            let origins = ban.origins.sorted { $0.rawValue < $1.rawValue }.map(\.description).joined(separator: "+")
+            return ban.expiresBootNanoseconds == 0 ? "\(ban.prefix) (\(origins))"
+                : "\(ban.prefix) (\(origins), \(ban.expiresBootNanoseconds > now ? (ban.expiresBootNanoseconds - now) / 1_000_000_000 : 0)s left)"
         }
         lines.append("  blocklist: \(bans.isEmpty ? "empty" : bans.joined(separator: ", "))")
         var fill: [String] = []

@@ -65,6 +65,7 @@ struct Deployment {
         // Before anything changes: maps pinned by an earlier version with another layout are
         // replaced if they hold nothing worth keeping, and refuse the load otherwise.
         let upgrade = try PinnedMapUpgrade(object: object, layout: layout)
+        try checkBanRoom(policy: policy, object: object)
         // Set once every check has passed and before XDP or nftables change: where /proc/sys is
         // read-only, the load stops here with nothing changed.
         if policy.mode == .enforce { try SynproxyHost.requireStrictTracking(in: namespace) }
@@ -81,10 +82,7 @@ struct Deployment {
             let maps = try XDPMaps(object: object)
             try upgrade.carryOver(into: maps)
             // Limits first: the new program must never run a packet without them.
-            try maps.apply(policy.xdpLimits, allowlist: policy.allowlist)
-            for ban in policy.blocklist {
-                try maps.block(ban, for: .seconds(Int64(policy.blocklistTimeout.seconds)))
-            }
+            try maps.apply(policy.xdpLimits, allowlist: policy.allowlist, blocklist: policy.blocklist)
             let mode: XDPMode
             if replacing {
                 try link.replaceProgram(with: programFD)
@@ -161,6 +159,18 @@ struct Deployment {
                 FileHandle.standardError.write(Data(("gatewarden: ban set \(name) keeps its size and timeout until "
                     + "`gatewarden unload` (bans are kept across loads)\n").utf8))
             }
+        }
+    }
+
+    /// The policy's bans and the manual and enforced ones a load keeps must fit the blocklist:
+    /// checked before anything changes, so a load refused for room leaves every ban as it was.
+    private func checkBanRoom(policy: Policy, object: BPFObject) throws {
+        guard let pinned = try? BPFMap(pinnedAt: layout.map(XDPMaps.Name.blocklist)) else { return }
+        let capacity = try object.mapDefinition(named: XDPMaps.Name.blocklist).maxEntries
+        let count = try XDPMaps.bansAfterLoading(policyBans: policy.blocklist, into: pinned)
+        guard count <= Int(capacity) else {
+            throw KernelError(operation: "the blocklist has room for \(capacity) bans, not the \(count) this load would "
+                + "hold (the policy's \(policy.blocklist.count) and those kept from `block`); nothing was changed")
         }
     }
 

@@ -20,61 +20,91 @@ public enum BanOrigin: Int, CaseIterable, Sendable, CustomStringConvertible {
 }
 
 /// The origins holding one blocklist entry, each with its expiry (CLOCK_BOOTTIME nanoseconds,
-/// 0 = never), and the one expiry the program reads, folded from them.
+/// 0 = never), and the one expiry the program reads, folded from them. Kept as the map value
+/// itself: a blocklist of 262,144 entries is read at every change, so no allocation per entry.
 ///
 ///     var holds = BanHolds()
 ///     holds.hold(.manual, until: 0)          // for good
 ///     holds.hold(.policy, until: 0)
 ///     holds.release(.policy)                 // the manual ban stays, still for good
 public struct BanHolds: Equatable, Sendable {
-    /// Expiry per origin holding the ban.
-    public private(set) var expiries: [BanOrigin: UInt64] = [:]
-    /// When the entry was first written (kept across changes, for `status`).
-    public var addedBootNanoseconds: UInt64 = 0
+    private var value = gw_block_entry()
 
     public init() {}
 
     /// Reads an entry. Origins whose expiry has passed by `now` are dropped: they judge nothing.
     public init(entry: gw_block_entry, now: UInt64) {
-        addedBootNanoseconds = entry.added_boot_ns
-        let perOrigin = withUnsafeBytes(of: entry.origin_expires_boot_ns) { Array($0.bindMemory(to: UInt64.self)) }
+        value.added_boot_ns = entry.added_boot_ns
         for origin in BanOrigin.allCases where entry.origins & origin.bit != 0 {
-            let expiry = perOrigin[origin.rawValue]
-            if expiry == 0 || expiry > now { expiries[origin] = expiry }
+            let expiry = Self.expiry(of: origin, in: entry)
+            if expiry == 0 || expiry > now { hold(origin, until: expiry) }
         }
     }
 
-    public var isEmpty: Bool { expiries.isEmpty }
-    public var origins: Set<BanOrigin> { Set(expiries.keys) }
-
-    /// The expiry the program reads: never if any origin holds the ban for good, else the latest.
-    public var expiry: UInt64 {
-        expiries.values.contains(0) ? 0 : expiries.values.max() ?? 0
+    /// When the entry was first written (kept across changes, for `status`).
+    public var addedBootNanoseconds: UInt64 {
+        get { value.added_boot_ns }
+        set { value.added_boot_ns = newValue }
     }
 
-    /// Adds `origin`, or replaces its expiry: the origin's latest word is its lifetime.
+    public var isEmpty: Bool { value.origins == 0 }
+    public var origins: Set<BanOrigin> { Set(BanOrigin.allCases.filter { value.origins & $0.bit != 0 }) }
+
+    /// The expiry of `origin`'s hold (0 = never), or nil if it holds none.
+    public func expiry(of origin: BanOrigin) -> UInt64? {
+        value.origins & origin.bit == 0 ? nil : Self.expiry(of: origin, in: value)
+    }
+
+    /// The expiry the program reads: never if any origin holds the ban for good, else the latest.
+    public var expiry: UInt64 { value.expires_boot_ns }
+
+    /// Adds `origin`, or replaces its expiry: the origin's latest word is its lifetime. The policy's
+    /// hold never expires.
     public mutating func hold(_ origin: BanOrigin, until expiry: UInt64) {
-        expiries[origin] = origin == .policy ? 0 : expiry
+        value.origins |= origin.bit
+        Self.setExpiry(origin == .policy ? 0 : expiry, of: origin, in: &value)
+        fold()
     }
 
     /// Removes `origin`; returns whether it held the ban.
     @discardableResult
     public mutating func release(_ origin: BanOrigin) -> Bool {
-        expiries.removeValue(forKey: origin) != nil
+        guard value.origins & origin.bit != 0 else { return false }
+        value.origins &= ~origin.bit
+        Self.setExpiry(0, of: origin, in: &value)
+        fold()
+        return true
     }
 
     /// The map value.
-    public var entry: gw_block_entry {
-        var entry = gw_block_entry()
-        entry.expires_boot_ns = expiry
-        entry.added_boot_ns = addedBootNanoseconds
-        var perOrigin = [UInt64](repeating: 0, count: Int(GW_BAN_ORIGIN_COUNT.rawValue))
-        for (origin, expiry) in expiries {
-            entry.origins |= origin.bit
-            perOrigin[origin.rawValue] = expiry
+    public var entry: gw_block_entry { value }
+
+    public static func == (a: BanHolds, b: BanHolds) -> Bool { BanLedger.same(a.value, b.value) }
+
+    private mutating func fold() {
+        var folded: UInt64 = 0
+        for origin in BanOrigin.allCases where value.origins & origin.bit != 0 {
+            let expiry = Self.expiry(of: origin, in: value)
+            if expiry == 0 { folded = 0; break }
+            folded = max(folded, expiry)
         }
-        withUnsafeMutableBytes(of: &entry.origin_expires_boot_ns) { $0.copyBytes(from: perOrigin.withUnsafeBytes { Array($0) }) }
-        return entry
+        value.expires_boot_ns = folded
+    }
+
+    private static func expiry(of origin: BanOrigin, in entry: gw_block_entry) -> UInt64 {
+        switch origin {
+        case .policy: return entry.origin_expires_boot_ns.0
+        case .manual: return entry.origin_expires_boot_ns.1
+        case .enforce: return entry.origin_expires_boot_ns.2
+        }
+    }
+
+    private static func setExpiry(_ expiry: UInt64, of origin: BanOrigin, in entry: inout gw_block_entry) {
+        switch origin {
+        case .policy: entry.origin_expires_boot_ns.0 = expiry
+        case .manual: entry.origin_expires_boot_ns.1 = expiry
+        case .enforce: entry.origin_expires_boot_ns.2 = expiry
+        }
     }
 }
 
@@ -145,7 +175,7 @@ public struct BanLedger: Equatable, Sendable {
         return last ? UInt64.max : result
     }
 
-    private static func same(_ a: gw_block_entry, _ b: gw_block_entry) -> Bool {
+    static func same(_ a: gw_block_entry, _ b: gw_block_entry) -> Bool {
         withUnsafeBytes(of: a) { x in withUnsafeBytes(of: b) { y in x.elementsEqual(y) } }
     }
 }

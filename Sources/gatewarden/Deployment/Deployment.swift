@@ -136,9 +136,14 @@ struct Deployment {
     ///
     /// The conntrack cap is a share of nf_conntrack_max, which exists once nf_conntrack is loaded;
     /// the first dry run (its `ct` rules) loads the module when it is not, then the value is read.
+    /// That first run leaves the lists out: the second checks them, and with 50,000 entries each
+    /// run costs most of a second.
     static func checkedRuleset(policy: Policy, namespace: NetworkNamespace,
                                handshake: HandshakeOptions = .linuxDefault) throws -> NFTablesRuleset {
-        try NFTables(namespace: namespace).run(NFTablesRuleset(policy: policy, handshake: handshake).applyTransaction, dryRun: true)
+        var withoutLists = policy
+        withoutLists.allowlist = []
+        withoutLists.blocklist = []
+        try NFTables(namespace: namespace).run(NFTablesRuleset(policy: withoutLists, handshake: handshake).applyTransaction, dryRun: true)
         let ruleset = NFTablesRuleset(policy: policy, conntrackMax: try Conntrack.maximum(in: namespace), handshake: handshake)
         if policy.conntrackCapPercent != nil && ruleset.conntrackCap == nil {
             FileHandle.standardError.write(Data("gatewarden: nf_conntrack is not loaded: no conntrack cap rule\n".utf8))

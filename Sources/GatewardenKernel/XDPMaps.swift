@@ -269,18 +269,20 @@ public struct XDPMaps: Sendable {
 
     /// Bans in force (not expired) by family.
     public func bansInForce() throws -> (ipv4: Int, ipv6: Int) {
-        let live = try bans()
-        let ipv4 = live.filter(\.prefix.isIPv4).count
-        return (ipv4, live.count - ipv4)
+        let read = try readBans()
+        var ipv4 = 0, ipv6 = 0
+        for (prefix, entry) in read.entries where entry.expires_boot_ns == 0 || entry.expires_boot_ns > read.now {
+            if prefix.isIPv4 { ipv4 += 1 } else { ipv6 += 1 }
+        }
+        return (ipv4, ipv6)
     }
 
-    /// Every ban in force with the origins holding it and its expiry (CLOCK_BOOTTIME nanoseconds;
-    /// 0 = never). An expired entry, which judges nothing and goes with the next change, is left out.
+    /// Every ban in force, in no particular order, with the origins holding it and its expiry
+    /// (CLOCK_BOOTTIME nanoseconds; 0 = never). An expired entry, which judges nothing and goes
+    /// with the next change, is left out.
     public func bans() throws -> [(prefix: AddressPrefix, origins: Set<BanOrigin>, expiresBootNanoseconds: UInt64)] {
         let read = try readBans()
-        return BanLedger(entries: read.entries, now: read.now).bans
-            .map { ($0.key, $0.value.origins, $0.value.expiry) }
-            .sorted { $0.prefix.description < $1.prefix.description }
+        return BanLedger(entries: read.entries, now: read.now).bans.map { ($0.key, $0.value.origins, $0.value.expiry) }
     }
 
     /// Carries the bans of `old`, a blocklist of the layout before ban origins (ABI 6: expiry and

@@ -152,17 +152,23 @@ struct BanLifetimeTests {
         // Manual bans filling all but a few of the room, written straight into the map.
         let maps = try loaded.lab.gatewayInstance().maps()
         try maps.changeBans { ledger in
-            for index in 0..<(capacity - 3) {
-                ledger.hold(try! AddressPrefix("10.\(index >> 16).\((index >> 8) & 255).\(index & 255)/32"), for: .manual, duration: nil)
+            for index in 0..<UInt32(capacity - 3) {
+                var key = gw_lpm_key()
+                key.prefixlen = 128
+                withUnsafeMutableBytes(of: &key.addr) { bytes in
+                    bytes[10] = 0xff; bytes[11] = 0xff
+                    bytes[12] = 10; bytes[13] = UInt8(index >> 16); bytes[14] = UInt8((index >> 8) & 255); bytes[15] = UInt8(index & 255)
+                }
+                ledger.hold(AddressPrefix(lpmKey: key), for: .manual, duration: nil)
             }
         }
-        let before = try maps.bans().count
+        let before = try maps.bansInForce()
         let listing = (0..<5).map { "203.0.113.\($0 * 8)/29" }.joined(separator: ", ")
         try #"blocklist: {entries: [\#(listing)]}"#.write(to: loaded.policy, atomically: true, encoding: .utf8)
         let refused = try GatewardenBinary.run(["load", "--policy", loaded.policy.path] + loaded.arguments, check: false)
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("room for \(capacity) bans"))
-        #expect(try maps.bans().count == before)
+        #expect(try maps.bansInForce() == before)
         #expect(try loaded.bans()[try AddressPrefix("198.51.100.0/24")]?.origins == [.policy], "the old policy's ban stays")
         #expect(try loaded.nftSet("policy_block_v4").contains("198.51.100.0/24"), "nftables kept the old policy too")
     }

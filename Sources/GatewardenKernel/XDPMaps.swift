@@ -32,9 +32,6 @@ public struct XDPMaps: Sendable {
         public static let rebuildable: Set<String> = [
             statistics, config, ports, loader, listFilter, tickTime, sightings, inserts, allowlist,
         ]
-        /// Maps that hold state but whose earlier layout an upgrade converts into the new one:
-        /// the blocklist (bans of ABI 6 become manual bans with their expiry).
-        public static let convertible: Set<String> = [blocklist]
     }
 
     /// Room in the list maps (fixed when the maps are created).
@@ -227,12 +224,13 @@ public struct XDPMaps: Sendable {
 
     /// Lifts the bans of `origins` on `prefix`. Returns the origins that still hold it (the
     /// policy's ban stays until a policy without it is loaded), or nil if none of `origins` banned
-    /// it, in which case nothing changed.
+    /// it, in which case no ban changed.
     @discardableResult
     public func unblock(_ prefix: AddressPrefix, origins: Set<BanOrigin> = [.manual, .enforce]) throws -> Set<BanOrigin>? {
         try changeBans { ledger in
-            let lifted = origins.filter { ledger.release(prefix, for: $0) }
-            return lifted.isEmpty ? nil : ledger.bans[prefix]?.origins ?? []
+            var lifted = false
+            for origin in origins where ledger.release(prefix, for: origin) { lifted = true }
+            return lifted ? ledger.bans[prefix]?.origins ?? [] : nil
         }
     }
 

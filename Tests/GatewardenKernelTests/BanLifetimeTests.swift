@@ -84,6 +84,23 @@ struct BanLifetimeTests {
         #expect(try loaded.bans()[banned]?.expiry == expiry, "the manual ban's own 7 days, not the policy's 1h timeout")
     }
 
+    @Test("unblock lifts the manual ban only: the policy's stays, and a ban the policy alone holds is refused")
+    func unblockLeavesThePolicysBan() throws {
+        let loaded = try LoadedLab()
+        defer { loaded.remove() }
+        let banned = try AddressPrefix("198.51.100.0/24")
+        try loaded.load("blocklist: {entries: [\(banned)]}\n")
+        let refused = try GatewardenBinary.run(["unblock", banned.description] + loaded.arguments, check: false)
+        #expect(refused.status != 0)
+        #expect(try loaded.bans()[banned]?.origins == [.policy])
+
+        try GatewardenBinary.run(["block", banned.description, "--for", "1h"] + loaded.arguments)
+        let lifted = try GatewardenBinary.run(["unblock", banned.description] + loaded.arguments)
+        #expect(lifted.stdout.contains("the policy still bans it"))
+        #expect(try loaded.bans()[banned]?.origins == [.policy])
+        #expect(try loaded.bans()[banned]?.expiry == 0)
+    }
+
     @Test("a policy entry has no expiry in either layer")
     func policyBanHasNoExpiry() throws {
         let loaded = try LoadedLab()

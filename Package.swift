@@ -51,6 +51,8 @@ let package = Package(
         // MARK: Benchmarks (print figures; never timed tests)
         .executableTarget(name: "gatewarden-bench",
                           dependencies: ["GatewardenBenchBPF", "GatewardenKernel"]),
+        .executableTarget(name: "gatewarden-list-bench",
+                          dependencies: ["GatewardenBPF", "GatewardenKernel", "GatewardenPolicy"]),
         .executableTarget(name: "gatewarden-scrape-bench",
                           dependencies: ["GatewardenKernel", "CGatewardenABI"]),
 

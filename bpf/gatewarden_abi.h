@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define GW_ABI_VERSION 6
+#define GW_ABI_VERSION 7
 
 /* What the program did with a packet. */
 enum gw_action {
@@ -65,10 +65,23 @@ struct gw_allow_entry {
 	__u64 added_boot_ns;
 };
 
-/* Value of the blocklist. */
+/* Who holds a ban. Each origin keeps its own lifetime: the policy's bans last exactly while the
+ * policy lists them, a manual ban (`gatewarden block`) and an enforced one until their own expiry. */
+enum gw_ban_origin {
+	GW_BAN_POLICY = 0,
+	GW_BAN_MANUAL = 1,
+	GW_BAN_ENFORCE = 2,
+	GW_BAN_ORIGIN_COUNT = 3,
+};
+
+/* Value of the blocklist. The program reads expires_boot_ns only: user space folds the origins'
+ * expiries into it (0 if any origin holds the ban for good, else the latest) at every write. */
 struct gw_block_entry {
 	__u64 expires_boot_ns; /* CLOCK_BOOTTIME; 0 = never expires */
 	__u64 added_boot_ns;
+	__u32 origins;         /* bit (1 << enum gw_ban_origin) per origin holding the ban */
+	__u32 reserved;        /* zero */
+	__u64 origin_expires_boot_ns[GW_BAN_ORIGIN_COUNT]; /* per origin, 0 = never; the policy's is always 0 */
 };
 
 /* Rate state of one source or one subnet: GCRA, one word updated by compare-and-swap. */
@@ -169,7 +182,7 @@ struct gw_loader_info {
 /* Default map sizes; the loader may set others before the maps are first created. */
 #define GW_SOURCES_DEFAULT_ENTRIES (1 << 20)
 #define GW_SUBNETS_DEFAULT_ENTRIES (1 << 18)
-#define GW_ALLOWLIST_DEFAULT_ENTRIES 4096
+#define GW_ALLOWLIST_DEFAULT_ENTRIES (1 << 16)
 #define GW_BLOCKLIST_DEFAULT_ENTRIES (1 << 18)
 #define GW_OFFENDERS_DEFAULT_ENTRIES 65536
 #define GW_PORTS_ENTRIES 65536

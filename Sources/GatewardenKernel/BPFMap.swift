@@ -233,3 +233,62 @@ extension BPFMap {
     }
 
 }
+
+extension BPFMap {
+    /// Writes every (key, value) pair with batched updates (one syscall per `batchSize` entries).
+    public func update<Key: BitwiseCopyable, Value: BitwiseCopyable>(batch pairs: [(Key, Value)], batchSize: Int = 8192) throws {
+        try checkBatchSizes(Key.self, Value.self)
+        var start = 0
+        while start < pairs.count {
+            let slice = pairs[start..<min(start + batchSize, pairs.count)]
+            var keys = slice.map(\.0)
+            var values = slice.map(\.1)
+            var written = UInt32(slice.count)
+            let result = withZeroed(bpf_map_batch_opts.self) { options in
+                options.pointee.sz = MemoryLayout<bpf_map_batch_opts>.size
+                options.pointee.elem_flags = UInt64(BPF_ANY)
+                return bpf_map_update_batch(descriptor.rawValue, &keys, &values, &written, options)
+            }
+            guard result == 0, written == UInt32(slice.count) else {
+                throw KernelError.fromReturnCode(result, "update map \(info.name) (\(start + Int(written)) of \(pairs.count) entries written)")
+            }
+            start += slice.count
+        }
+    }
+
+    /// Removes every key with batched deletes. Every key must be present: a missing one fails
+    /// the batch (ENOENT) at that key.
+    public func delete<Key: BitwiseCopyable>(batch keys: [Key], batchSize: Int = 8192) throws {
+        guard MemoryLayout<Key>.size == info.keySize else {
+            throw KernelError(operation: "map \(info.name): key size \(info.keySize), not \(MemoryLayout<Key>.size)")
+        }
+        var start = 0
+        while start < keys.count {
+            var slice = Array(keys[start..<min(start + batchSize, keys.count)])
+            var deleted = UInt32(slice.count)
+            let result = withZeroed(bpf_map_batch_opts.self) { options in
+                options.pointee.sz = MemoryLayout<bpf_map_batch_opts>.size
+                return bpf_map_delete_batch(descriptor.rawValue, &slice, &deleted, options)
+            }
+            guard result == 0, deleted == UInt32(slice.count) else {
+                throw KernelError.fromReturnCode(result, "delete from map \(info.name) (\(start + Int(deleted)) of \(keys.count) entries deleted)")
+            }
+            start += slice.count
+        }
+    }
+
+    private func checkBatchSizes<Key: BitwiseCopyable, Value: BitwiseCopyable>(_: Key.Type, _: Value.Type) throws {
+        guard MemoryLayout<Key>.size == info.keySize, MemoryLayout<Value>.size == info.valueSize,
+              MemoryLayout<Key>.stride == info.keySize, MemoryLayout<Value>.stride == info.valueSize else {
+            throw KernelError(operation: "map \(info.name): batches need \(info.keySize)/\(info.valueSize)-byte keys/values "
+                + "laid out without padding")
+        }
+    }
+
+    /// Every entry, read with batched lookups.
+    public func entries<Key: BitwiseCopyable, Value: BitwiseCopyable>(as _: Key.Type, _: Value.Type) throws -> [(Key, Value)] {
+        var entries: [(Key, Value)] = []
+        try forEachEntry(keyType: Key.self, valueType: Value.self) { key, value in entries.append((key, value[0])) }
+        return entries
+    }
+}

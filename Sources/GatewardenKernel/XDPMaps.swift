@@ -30,7 +30,7 @@ public struct XDPMaps: Sendable {
         /// what `load` writes anyway, and caches. An upgrade that changes one of their layouts may
         /// replace them; the others (lists, buckets, offenders) hold bans and rate state.
         public static let rebuildable: Set<String> = [
-            statistics, config, ports, loader, listFilter, tickTime, sightings, inserts,
+            statistics, config, ports, loader, listFilter, tickTime, sightings, inserts, allowlist,
         ]
     }
 
@@ -132,22 +132,38 @@ public struct XDPMaps: Sendable {
 
     // MARK: Configuration
 
-    /// Writes the limits, protected ports and allowlist; the program reads them on its next packet.
-    /// The allowlist is replaced: entries not in `allowlist` are removed.
-    public func apply(_ limits: XDPLimits, allowlist wanted: [AddressPrefix]) throws {
+    /// Writes the limits, protected ports and both lists of a policy; the program reads them on its
+    /// next packet. The allowlist is replaced; the policy's bans become exactly `blocklist` (in force
+    /// for as long as a policy lists them), while manual and enforced bans keep their own expiry.
+    /// The room for both lists is checked before anything is written, so a refused apply changes
+    /// nothing; the lists are written in batches and refreshed once.
+    public func apply(_ limits: XDPLimits, allowlist wanted: [AddressPrefix], blocklist policyBans: [AddressPrefix] = []) throws {
+        let wantedAllowed = Set(wanted)
+        try Self.checkRoom(wantedAllowed.count, in: allowlist, what: "allowlist entries")
+        let allowed = try allowlist.entries(as: gw_lpm_key.self, gw_allow_entry.self)
+        let bans = try readBans()
+        var ledger = BanLedger(entries: bans.entries, now: bans.now)
+        ledger.replacePolicyBans(with: policyBans)
+        try Self.checkRoom(ledger.count, in: blocklist, what: "bans (the policy's and those kept from `block`)")
+
         let protected = Set(limits.protectedPorts)
         try ports.updateAll(count: Int(GW_PORTS_ENTRIES)) { port in
             UInt8(protected.contains(UInt16(port)) ? GW_PORT_PROTECTED : 0)
         }
-        let wantedKeys = Set(wanted)
-        for key in try allowlist.keys(as: gw_lpm_key.self) where !wantedKeys.contains(AddressPrefix(lpmKey: key)) {
-            try allowlist.delete(key)
+        let present = Set(allowed.map { AddressPrefix(lpmKey: $0.0) })
+        try allowlist.delete(batch: allowed.map(\.0).filter { !wantedAllowed.contains(AddressPrefix(lpmKey: $0)) })
+        let entry = gw_allow_entry(added_boot_ns: BootClock.nanoseconds)
+        try allowlist.update(batch: wantedAllowed.subtracting(present).map { ($0.lpmKey, entry) })
+        try writeBans(ledger, replacing: bans.entries)
+        try refreshLists(allowlist: Array(wantedAllowed), blocklist: Array(ledger.bans.keys), limits: limits)
+    }
+
+    /// Refuses a list of `count` entries that `map` has no room for.
+    private static func checkRoom(_ count: Int, in map: BPFMap, what: String) throws {
+        guard count <= Int(map.info.maxEntries) else {
+            throw KernelError(operation: "map \(map.info.name) has room for \(map.info.maxEntries) entries, "
+                + "not \(count) \(what); nothing was changed")
         }
-        let now = BootClock.nanoseconds
-        for prefix in wanted {
-            try allowlist.update(gw_allow_entry(added_boot_ns: now), at: prefix.lpmKey)
-        }
-        try writeConfiguration(limits)
     }
 
     /// The limits in force, or nil if none were written yet.
@@ -162,31 +178,26 @@ public struct XDPMaps: Sendable {
         return XDPLimits(configuration: value, protectedPorts: protected.sorted())
     }
 
-    /// Rebuilds the trie prefilter from the lists as they are now.
-    private func rebuildListFilter() throws {
-        let prefixes = try (allowlist.keys(as: gw_lpm_key.self) + blocklist.keys(as: gw_lpm_key.self))
-            .map(AddressPrefix.init(lpmKey:))
-        let words = ListFilter.words(for: prefixes)
+    /// After the lists changed: rebuilds the trie prefilter from what they now hold, counts them into
+    /// the config map (the program skips a trie whose count is 0) and bumps the generation, which
+    /// voids every verdict cached in a bucket. With `limits` nil, the limits and observe mode in
+    /// the config map are written back as they were read.
+    private func refreshLists(allowlist allowed: [AddressPrefix], blocklist banned: [AddressPrefix], limits: XDPLimits?) throws {
+        let words = ListFilter.words(for: allowed + banned)
         try listFilter.updateAll(count: words.count) { words[$0] }
-    }
-
-    private func writeConfiguration(_ limits: XDPLimits) throws {
-        try rebuildListFilter()
-        let value = limits.configuration(allowlistEntries: UInt32(try allowlist.keys(as: gw_lpm_key.self).count),
-                                         blocklistEntries: UInt32(try blocklist.keys(as: gw_lpm_key.self).count),
-                                         listGeneration: try nextListGeneration())
-        try config.update(value, at: UInt32(0))
-    }
-
-    /// After a list changed: re-counts the lists into the config map (the program skips a trie
-    /// whose count is 0) and bumps the generation, which voids every verdict cached in a bucket.
-    private func refreshListCounts() throws {
-        guard var value = try config.value(at: UInt32(0), as: gw_config.self) else { return }
-        try rebuildListFilter()
-        value.allowlist_entries = UInt32(try allowlist.keys(as: gw_lpm_key.self).count)
-        value.blocklist_entries = UInt32(try blocklist.keys(as: gw_lpm_key.self).count)
-        value.list_generation = try nextListGeneration()
-        // Everything else in the value (limits, observe mode) is written back as it was read.
+        let current = try config.value(at: UInt32(0), as: gw_config.self)
+        let generation = current.map { $0.list_generation == UInt32.max ? 1 : $0.list_generation + 1 } ?? 1
+        var value: gw_config
+        if let limits {
+            value = limits.configuration(allowlistEntries: UInt32(allowed.count), blocklistEntries: UInt32(banned.count),
+                                         listGeneration: generation)
+        } else {
+            guard let current else { return }
+            value = current
+            value.allowlist_entries = UInt32(allowed.count)
+            value.blocklist_entries = UInt32(banned.count)
+            value.list_generation = generation
+        }
         try config.update(value, at: UInt32(0))
     }
 
@@ -203,50 +214,116 @@ public struct XDPMaps: Sendable {
         try config.update(value, at: UInt32(0))
     }
 
-    /// The generation after the current one; never 0, which fresh buckets hold.
-    private func nextListGeneration() throws -> UInt32 {
-        let current = try config.value(at: UInt32(0), as: gw_config.self)?.list_generation ?? 0
-        return current == UInt32.max ? 1 : current + 1
-    }
-
     // MARK: Blocklist
 
-    /// Adds (or renews) a ban on `prefix`; `duration` nil bans until removed.
-    public func block(_ prefix: AddressPrefix, for duration: Duration?) throws {
-        let now = BootClock.nanoseconds
-        var entry = gw_block_entry()
-        entry.added_boot_ns = now
-        if let duration {
-            let (seconds, attoseconds) = duration.components
-            entry.expires_boot_ns = now + UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
-        }
-        try blocklist.update(entry, at: prefix.lpmKey)
-        try refreshListCounts()
+    /// Bans `prefix` for `origin` for `duration` (nil: until lifted), renewing that origin's ban if
+    /// it had one; other origins' holds on the prefix keep their own lifetime.
+    public func block(_ prefix: AddressPrefix, for duration: Duration?, origin: BanOrigin = .manual) throws {
+        try changeBans { $0.hold(prefix, for: origin, duration: duration) }
     }
 
-    /// Lifts a ban; returns false if `prefix` was not banned.
+    /// Lifts the bans of `origins` on `prefix`. Returns the origins that still hold it (the
+    /// policy's ban stays until a policy without it is loaded), or nil if none of `origins` banned
+    /// it, in which case no ban changed.
     @discardableResult
-    public func unblock(_ prefix: AddressPrefix) throws -> Bool {
-        let removed = try blocklist.delete(prefix.lpmKey)
-        try refreshListCounts()
-        return removed
-    }
-
-    /// Bans in force (not expired) by family. An expired entry stays in the trie until it is replaced or
-    /// lifted, judging nothing (the program looks past it), so it is not counted.
-    public func bansInForce() throws -> (ipv4: Int, ipv6: Int) {
-        let now = BootClock.nanoseconds
-        let live = try bans().filter { $0.expiresBootNanoseconds == 0 || $0.expiresBootNanoseconds > now }
-        let ipv4 = live.filter(\.prefix.isIPv4).count
-        return (ipv4, live.count - ipv4)
-    }
-
-    /// Every ban with its expiry (CLOCK_BOOTTIME nanoseconds; 0 = never).
-    public func bans() throws -> [(prefix: AddressPrefix, expiresBootNanoseconds: UInt64)] {
-        try blocklist.keys(as: gw_lpm_key.self).compactMap { key in
-            guard let entry = try blocklist.value(at: key, as: gw_block_entry.self) else { return nil }
-            return (AddressPrefix(lpmKey: key), entry.expires_boot_ns)
+    public func unblock(_ prefix: AddressPrefix, origins: Set<BanOrigin> = [.manual, .enforce]) throws -> Set<BanOrigin>? {
+        try changeBans { ledger in
+            var lifted = false
+            for origin in origins where ledger.release(prefix, for: origin) { lifted = true }
+            return lifted ? ledger.bans[prefix]?.origins ?? [] : nil
         }
+    }
+
+    /// One change to the blocklist: reads it once, lets `change` edit the ledger (expired holds
+    /// already dropped), checks the room and writes back only the difference, in batches, removing
+    /// expired entries on the way; then refreshes the lists once.
+    public func changeBans<Result>(_ change: (inout BanLedger) throws -> Result) throws -> Result {
+        let bans = try readBans()
+        var ledger = BanLedger(entries: bans.entries, now: bans.now)
+        let result = try change(&ledger)
+        try Self.checkRoom(ledger.count, in: blocklist, what: "bans")
+        try writeBans(ledger, replacing: bans.entries)
+        let allowed = try allowlist.entries(as: gw_lpm_key.self, gw_allow_entry.self).map { AddressPrefix(lpmKey: $0.0) }
+        try refreshLists(allowlist: allowed, blocklist: Array(ledger.bans.keys), limits: nil)
+        return result
+    }
+
+    /// The blocklist as it is, read in batches, and the time it was read at.
+    private func readBans() throws -> (entries: [AddressPrefix: gw_block_entry], now: UInt64) {
+        let now = BootClock.nanoseconds
+        var entries: [AddressPrefix: gw_block_entry] = [:]
+        for (key, entry) in try blocklist.entries(as: gw_lpm_key.self, gw_block_entry.self) {
+            entries[AddressPrefix(lpmKey: key)] = entry
+        }
+        return (entries, now)
+    }
+
+    /// Deletes what the ledger no longer holds (first, to make room), then writes what changed.
+    private func writeBans(_ ledger: BanLedger, replacing current: [AddressPrefix: gw_block_entry]) throws {
+        let changes = ledger.changes(from: current)
+        try blocklist.delete(batch: changes.delete.map(\.lpmKey))
+        try blocklist.update(batch: changes.write.map { ($0.0.lpmKey, $0.1) })
+    }
+
+    /// Bans in force (not expired) by family.
+    public func bansInForce() throws -> (ipv4: Int, ipv6: Int) {
+        let read = try readBans()
+        var ipv4 = 0, ipv6 = 0
+        for (prefix, entry) in read.entries where entry.expires_boot_ns == 0 || entry.expires_boot_ns > read.now {
+            if prefix.isIPv4 { ipv4 += 1 } else { ipv6 += 1 }
+        }
+        return (ipv4, ipv6)
+    }
+
+    /// Every ban in force, in no particular order, with the origins holding it and its expiry
+    /// (CLOCK_BOOTTIME nanoseconds; 0 = never). An expired entry, which judges nothing and goes
+    /// with the next change, is left out.
+    public func bans() throws -> [(prefix: AddressPrefix, origins: Set<BanOrigin>, expiresBootNanoseconds: UInt64)] {
+        let read = try readBans()
+        return BanLedger(entries: read.entries, now: read.now).bans.map { ($0.key, $0.value.origins, $0.value.expiry) }
+    }
+
+    /// Carries the bans of `old`, a blocklist of the layout before ban origins (ABI 6: expiry and
+    /// added time only), into this one as manual bans with their expiry: a ban is never lost to an
+    /// upgrade. Expired entries are left behind. Call before anything else writes the blocklist.
+    public func carryOverLegacyBans(from old: BPFMap) throws {
+        let carried = try Self.legacyBans(in: old).map { ($0.key.lpmKey, $0.value) }
+        try Self.checkRoom(carried.count, in: blocklist, what: "bans carried over")
+        try blocklist.update(batch: carried)
+    }
+
+    /// The live bans of a blocklist of the layout before ban origins, as manual bans.
+    private static func legacyBans(in old: BPFMap) throws -> [AddressPrefix: gw_block_entry] {
+        struct LegacyEntry { var expiresBootNanoseconds: UInt64; var addedBootNanoseconds: UInt64 }
+        let now = BootClock.nanoseconds
+        var bans: [AddressPrefix: gw_block_entry] = [:]
+        for key in try old.keys(as: gw_lpm_key.self) {
+            guard let legacy = try old.value(at: key, as: LegacyEntry.self),
+                  legacy.expiresBootNanoseconds == 0 || legacy.expiresBootNanoseconds > now else { continue }
+            var holds = BanHolds()
+            holds.addedBootNanoseconds = legacy.addedBootNanoseconds
+            holds.hold(.manual, until: legacy.expiresBootNanoseconds)
+            bans[AddressPrefix(lpmKey: key)] = holds.entry
+        }
+        return bans
+    }
+
+    /// Whether `map` is a blocklist of the layout before ban origins (ABI 6), which
+    /// `carryOverLegacyBans` converts.
+    public static func isLegacyBlocklist(_ map: BPFMap) -> Bool {
+        map.info.keySize == MemoryLayout<gw_lpm_key>.size && map.info.valueSize == 16
+    }
+
+    /// How many bans the pinned blocklist `pinned` (this layout or the legacy one) would hold once
+    /// `policyBans` are the policy's: a load checks it against the room before it changes anything.
+    public static func bansAfterLoading(policyBans: [AddressPrefix], into pinned: BPFMap) throws -> Int {
+        let now = BootClock.nanoseconds
+        let entries = isLegacyBlocklist(pinned) ? try legacyBans(in: pinned)
+            : Dictionary(try pinned.entries(as: gw_lpm_key.self, gw_block_entry.self).map { (AddressPrefix(lpmKey: $0.0), $0.1) },
+                         uniquingKeysWith: { first, _ in first })
+        var ledger = BanLedger(entries: entries, now: now)
+        ledger.replacePolicyBans(with: policyBans)
+        return ledger.count
     }
 
     // MARK: Rate state

@@ -14,8 +14,8 @@ import GatewardenKernel
 /// handshakes, once each, so a spoofed source can neither fill conntrack nor spend a real source's
 /// budget.
 ///
-/// Chain `prerouting` (raw priority): allowlisted sources pass, bans (policy/manual and escalated)
-/// drop before conntrack sees them, SYNs to the protected ports are counted and left untracked.
+/// Chain `prerouting` (raw priority): allowlisted sources pass, bans (the policy's, manual and
+/// escalated) drop before conntrack sees them, SYNs to the protected ports are counted and left untracked.
 ///
 /// Order in `input` matters, and is the point of the design:
 ///   1. ct mark drop (optional); synproxy for untracked SYNs, before anything a flood's SYN need not pay;
@@ -127,6 +127,10 @@ public struct NFTablesRuleset: Sendable, Equatable {
         let size = policy.blocklistSize
         for family in families {
             sets.append(.init(name: "allow_\(family.suffix)", body: "type \(family.type); flags interval;"))
+            // The policy's bans: no timeout, in force exactly while the policy lists them (recreated
+            // with its entries at each apply). Manual bans live in the kept set beside it, each with
+            // its own timeout; `blocklist.timeout` is the default for one added there without any.
+            sets.append(.init(name: "policy_block_\(family.suffix)", body: "type \(family.type); flags interval;"))
             sets.append(.init(name: "block_\(family.suffix)",
                               body: "type \(family.type); flags interval, timeout; timeout \(policy.blocklistTimeout); size \(size);"))
             sets.append(.init(name: "blocked_subnets_\(family.suffix)",
@@ -198,6 +202,8 @@ public struct NFTablesRuleset: Sendable, Equatable {
         }
         // Bans and synproxy are for this host's own services: traffic it routes elsewhere is left alone.
         for family in families {
+            rules.append("\(family.ip) saddr @policy_block_\(family.suffix) \(Self.toThisHost) counter \(banVerdict) "
+                + "comment \"policy-blocklist-\(family.suffix)\"")
             rules.append("\(family.ip) saddr @block_\(family.suffix) \(Self.toThisHost) counter \(banVerdict) comment \"blocklist-\(family.suffix)\"")
             // A subnet that keeps trying while banned, faster than the escalation rate, keeps its ban:
             // without this the ban lapses on time and the subnet comes back with a full burst.
@@ -313,7 +319,7 @@ public struct NFTablesRuleset: Sendable, Equatable {
         var out = "table \(Self.family) \(Self.tableName) {\n"
         for set in sets {
             let initial = set.name.hasPrefix("allow_") ? elements(policy.allowlist, String(set.name.suffix(2)))
-                : set.name.hasPrefix("block_") ? elements(policy.blocklist, String(set.name.suffix(2))) : []
+                : set.name.hasPrefix("policy_block_") ? elements(policy.blocklist, String(set.name.suffix(2))) : []
             let listed = initial.isEmpty ? "" : " elements = { \(initial.map(\.description).joined(separator: ", ")) };"
             out += "\tset \(set.name) { \(set.body)\(listed) }\n"
         }
@@ -327,9 +333,9 @@ public struct NFTablesRuleset: Sendable, Equatable {
     }
 
     /// One transaction that applies the policy whether or not the table exists, in which the table
-    /// is never absent and the ban sets keep their elements: the chain is flushed and refilled, state
-    /// sets are kept where `installed` shows them unchanged and recreated otherwise, the allowlists
-    /// replaced, the policy's own bans (re)added.
+    /// is never absent and the kept ban sets keep their elements: the chain is flushed and refilled, state
+    /// sets are kept where `installed` shows them unchanged and recreated otherwise, the policy's ban
+    /// sets are recreated (filled with exactly the policy's bans), the allowlists replaced.
     public var applyTransaction: String { applyTransaction(installed: [:]) }
 
     /// `applyTransaction` over a table whose sets are `installed` (by name, as `NFTables.setShapes` lists them).
@@ -353,7 +359,8 @@ public struct NFTablesRuleset: Sendable, Equatable {
             }
         }
         for family in families {
-            // The allowlist is the policy's alone: replaced. Bans accumulate: the policy's are (re)added.
+            // The allowlist is the policy's alone: replaced. So are the policy's bans (their set was
+            // recreated above); manual and escalated bans stay in their kept sets.
             lines.append("flush set \(table) allow_\(family.suffix)")
             let allowed = elements(policy.allowlist, family.suffix)
             if !allowed.isEmpty {
@@ -361,7 +368,7 @@ public struct NFTablesRuleset: Sendable, Equatable {
             }
             let bans = elements(policy.blocklist, family.suffix)
             if !bans.isEmpty {
-                lines.append("add element \(table) block_\(family.suffix) { \(bans.map(\.description).joined(separator: ", ")) }")
+                lines.append("add element \(table) policy_block_\(family.suffix) { \(bans.map(\.description).joined(separator: ", ")) }")
             }
         }
         for chain in chains {

@@ -23,9 +23,9 @@ struct NFTablesRulesetTests {
     @Test("order: allowlist, bans before conntrack, SYNs untracked; then synproxy, escalation before any limit can hide new connections, the limits")
     func order() throws {
         let raw = Self.comments(NFTablesRuleset(policy: .builtInDefault).handshakeRules)
-        #expect(raw == ["allowlist-tracked-v4", "allowlist-tracked-v6", "blocklist-v4", "escalation-renewed-v4", "escalated-v4",
-                        "blocklist-v6", "escalation-renewed-v6", "escalated-v6",
-                        "syn-to-protected-ports"])
+        #expect(raw == ["allowlist-tracked-v4", "allowlist-tracked-v6", "policy-blocklist-v4", "blocklist-v4",
+                        "escalation-renewed-v4", "escalated-v4", "policy-blocklist-v6", "blocklist-v6",
+                        "escalation-renewed-v6", "escalated-v6", "syn-to-protected-ports"])
         var policy = Policy.builtInDefault
         policy.xdpEnabled = false
         let comments = Self.comments(NFTablesRuleset(policy: policy, conntrackMax: 1000).rules)
@@ -122,6 +122,7 @@ struct NFTablesRulesetTests {
         #expect(NFTablesRuleset.conntrackCap(fromComment: "conntrack cap 209715") == 209715)
         #expect(!text.contains("ct count over 209715"), "a count over the whole table costs more as it fills")
         #expect(text.contains("set block_v4 { type ipv4_addr; flags interval, timeout; timeout 1h; size 65536; }"))
+        #expect(text.contains("set policy_block_v4 { type ipv4_addr; flags interval; }"), "the policy's bans have no timeout")
     }
 
     @Test("no conntrack cap rule while nf_conntrack_max is unknown, or when the cap is off")
@@ -132,7 +133,7 @@ struct NFTablesRulesetTests {
         #expect(!NFTablesRuleset(policy: policy, conntrackMax: 1000).text.contains("conntrack-cap"))
     }
 
-    @Test("the apply transaction keeps ban sets, recreates rate sets, and flushes the chain before refilling it")
+    @Test("the apply transaction keeps manual ban sets, recreates rate sets and the policy's bans, and flushes the chain before refilling it")
     func transaction() throws {
         var policy = Policy.builtInDefault
         policy.blocklist = [try AddressPrefix("198.51.100.0/24")]
@@ -144,9 +145,13 @@ struct NFTablesRulesetTests {
                                     "flush chain inet gatewarden prerouting",
                                     "add chain inet gatewarden input { type filter hook input priority filter - 10; policy accept; }",
                                     "flush chain inet gatewarden input"])
-        #expect(!lines.contains { $0.hasPrefix("delete set inet gatewarden block_v4") })
+        #expect(!lines.contains { $0.hasPrefix("delete set inet gatewarden block_v4") }, "manual bans are kept")
         #expect(lines.contains("delete set inet gatewarden rate_source_v4"))
-        #expect(lines.contains("add element inet gatewarden block_v4 { 198.51.100.0/24 }"))
+        // The policy's bans are exactly the policy's: their set is recreated and refilled, without timeouts.
+        let recreated = lines.firstIndex(of: "delete set inet gatewarden policy_block_v4")
+        let refilled = lines.firstIndex(of: "add element inet gatewarden policy_block_v4 { 198.51.100.0/24 }")
+        #expect(recreated != nil && refilled != nil && recreated! < refilled!)
+        #expect(!lines.contains { $0.hasPrefix("add element inet gatewarden block_v4") }, "a load adds nothing to the manual bans")
         #expect(lines.contains { $0.contains("log prefix \"gatewarden: \" drop comment \"rate-source-v4\"") })
         let flush = lines.firstIndex(of: "flush chain inet gatewarden input")!
         #expect(lines.firstIndex { $0.hasPrefix("add rule") }! > flush)

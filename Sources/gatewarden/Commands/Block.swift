@@ -9,7 +9,9 @@ struct Block: ParsableCommand {
         abstract: "Drop all traffic from a source CIDR at the driver, for a time or until unblocked.",
         discussion: """
         The ban is an entry in the pinned blocklist map: it takes effect on the next packet, survives \
-        reloads and exporter restarts, and expires by itself when given --for.
+        reloads and exporter restarts, and expires by itself when given --for. It keeps its own \
+        lifetime whatever the policy lists: a load never shortens or lifts it. Blocking a network \
+        already blocked sets its manual ban to the new duration.
         """
     )
 
@@ -36,7 +38,10 @@ struct Block: ParsableCommand {
 
 /// `gatewarden unblock`: lifts a ban.
 struct Unblock: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Remove a source CIDR from the XDP blocklist.")
+    static let configuration = CommandConfiguration(
+        abstract: "Lift the ban `block` (or enforce) put on a source CIDR.",
+        discussion: "A ban the policy lists stays until a policy without it is loaded."
+    )
 
     @Argument(help: ArgumentHelp("The banned network, exactly as it was blocked.", valueName: "cidr"))
     var cidr: String
@@ -47,11 +52,12 @@ struct Unblock: ParsableCommand {
 
     func run() throws {
         let prefix = try AddressPrefix(cidr)
-        let removed = try lock.holding(instance, command: "unblock") { try loadedMaps(instance).unblock(prefix) }
-        guard removed else {
-            throw ValidationError("\(prefix) is not in the blocklist of '\(instance.interface)'")
+        let remaining = try lock.holding(instance, command: "unblock") { try loadedMaps(instance).unblock(prefix) }
+        guard let remaining else {
+            throw ValidationError("\(prefix) is not banned by `block` (or enforce) on '\(instance.interface)'")
         }
-        print("unblocked \(prefix) on '\(instance.interface)'")
+        print("unblocked \(prefix) on '\(instance.interface)'"
+            + (remaining.contains(.policy) ? "; the policy still bans it until a policy without it is loaded" : ""))
     }
 }
 

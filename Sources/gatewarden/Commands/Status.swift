@@ -50,10 +50,10 @@ struct Status: ParsableCommand {
         let allowed = try maps.allowlist.keys(as: gw_lpm_key.self).map(AddressPrefix.init(lpmKey:))
         lines.append("  allowlist: \(allowed.isEmpty ? "empty" : allowed.map(\.description).joined(separator: ", "))")
         let now = BootClock.nanoseconds
-        let bans = try maps.bans().map { ban in
-            ban.expiresBootNanoseconds == 0 ? "\(ban.prefix)"
-                : ban.expiresBootNanoseconds <= now ? "\(ban.prefix) (expired)"
-                : "\(ban.prefix) (\((ban.expiresBootNanoseconds - now) / 1_000_000_000)s left)"
+        let bans = try maps.bans().sorted { $0.prefix.description < $1.prefix.description }.map { ban in
+            let origins = ban.origins.sorted { $0.rawValue < $1.rawValue }.map(\.description).joined(separator: "+")
+            return ban.expiresBootNanoseconds == 0 ? "\(ban.prefix) (\(origins))"
+                : "\(ban.prefix) (\(origins), \(ban.expiresBootNanoseconds > now ? (ban.expiresBootNanoseconds - now) / 1_000_000_000 : 0)s left)"
         }
         lines.append("  blocklist: \(bans.isEmpty ? "empty" : bans.joined(separator: ", "))")
         var fill: [String] = []

@@ -66,6 +66,7 @@ struct Deployment {
         // Before anything changes: maps pinned by an earlier version with another layout are
         // replaced if they hold nothing worth keeping, and refuse the load otherwise.
         let upgrade = try PinnedMapUpgrade(object: object, layout: layout)
+        try checkBanRoom(policy: policy, object: object)
 
         var rollback = try InstallRollback(layout: layout, mapNames: object.mapNames)
         try layout.createDirectory()
@@ -85,10 +86,7 @@ struct Deployment {
             let maps = try XDPMaps(object: object)
             try upgrade.carryOver(into: maps)
             // Limits first: the new program must never run a packet without them.
-            try maps.apply(policy.xdpLimits, allowlist: policy.allowlist)
-            for ban in policy.blocklist {
-                try maps.block(ban, for: .seconds(Int64(policy.blocklistTimeout.seconds)))
-            }
+            try maps.apply(policy.xdpLimits, allowlist: policy.allowlist, blocklist: policy.blocklist)
             let mode: XDPMode
             if replacing {
                 try rollback.replacing(link)
@@ -146,9 +144,14 @@ struct Deployment {
     ///
     /// The conntrack cap is a share of nf_conntrack_max, which exists once nf_conntrack is loaded;
     /// the first dry run (its `ct` rules) loads the module when it is not, then the value is read.
+    /// That first run leaves the lists out: the second checks them, and with 50,000 entries each
+    /// run costs most of a second.
     static func checkedRuleset(policy: Policy, namespace: NetworkNamespace,
                                handshake: HandshakeOptions = .linuxDefault) throws -> NFTablesRuleset {
-        try NFTables(namespace: namespace).run(NFTablesRuleset(policy: policy, handshake: handshake).applyTransaction, dryRun: true)
+        var withoutLists = policy
+        withoutLists.allowlist = []
+        withoutLists.blocklist = []
+        try NFTables(namespace: namespace).run(NFTablesRuleset(policy: withoutLists, handshake: handshake).applyTransaction, dryRun: true)
         let ruleset = NFTablesRuleset(policy: policy, conntrackMax: try Conntrack.maximum(in: namespace), handshake: handshake)
         if policy.conntrackCapPercent != nil && ruleset.conntrackCap == nil {
             FileHandle.standardError.write(Data("gatewarden: nf_conntrack is not loaded: no conntrack cap rule\n".utf8))
@@ -169,6 +172,18 @@ struct Deployment {
                 FileHandle.standardError.write(Data(("gatewarden: ban set \(name) keeps its size and timeout until "
                     + "`gatewarden unload` (bans are kept across loads)\n").utf8))
             }
+        }
+    }
+
+    /// The policy's bans and the manual and enforced ones a load keeps must fit the blocklist:
+    /// checked before anything changes, so a load refused for room leaves every ban as it was.
+    private func checkBanRoom(policy: Policy, object: BPFObject) throws {
+        guard let pinned = try? BPFMap(pinnedAt: layout.map(XDPMaps.Name.blocklist)) else { return }
+        let capacity = try object.mapDefinition(named: XDPMaps.Name.blocklist).maxEntries
+        let count = try XDPMaps.bansAfterLoading(policyBans: policy.blocklist, into: pinned)
+        guard count <= Int(capacity) else {
+            throw KernelError(operation: "the blocklist has room for \(capacity) bans, not the \(count) this load would "
+                + "hold (the policy's \(policy.blocklist.count) and those kept from `block`); nothing was changed")
         }
     }
 

@@ -8,8 +8,10 @@ import GatewardenKernel
 /// A map that holds nothing worth keeping (`XDPMaps.Name.rebuildable`: counters, what `load` writes
 /// anyway, caches) is created afresh and pinned under a pending name; once the new program is
 /// attached the pending pin is moved over the old one in one step, so a failed load leaves the old
-/// instance exactly as it was and readers always find a map. Any other map (lists, buckets,
-/// offenders: bans and rate state) refuses the load before anything changes, naming the map.
+/// instance exactly as it was and readers always find a map. A blocklist of the layout before ban
+/// origins is replaced the same way, its live bans carried over (as manual bans) into the new map
+/// before the policy's are written. Any other map (buckets, offenders: rate state) refuses the
+/// load before anything changes, naming the map.
 ///
 ///     let upgrade = try PinnedMapUpgrade(object: object, layout: layout)   // throws on a kept map
 ///     try upgrade.prepare(object)        // before object.load()
@@ -31,7 +33,8 @@ struct PinnedMapUpgrade {
             let wanted = try object.mapDefinition(named: name)
             let found = pinned.info.definition
             guard found != wanted else { continue }
-            guard rebuildable.contains(name) else {
+            let convertible = name == XDPMaps.Name.blocklist && XDPMaps.isLegacyBlocklist(pinned)
+            guard rebuildable.contains(name) || convertible else {
                 throw KernelError(operation: "map \(name) pinned at \(layout.map(name)) has another layout "
                     + "(\(found)) than this version needs (\(wanted)); it holds state that a replacement would lose, "
                     + "so nothing was changed. Load the version that pinned it, or `gatewarden unload` first "
@@ -56,10 +59,14 @@ struct PinnedMapUpgrade {
     }
 
     /// Carries over what a replaced map held that still means the same (call after `load`, before
-    /// the new maps are written): the list generation of gw_config. Counters start again from zero.
+    /// the new maps are written): the list generation of gw_config, and every live ban of a
+    /// blocklist of the earlier layout. Counters start again from zero.
     func carryOver(into maps: XDPMaps) throws {
         if replacements.contains(where: { $0.name == XDPMaps.Name.config }) {
             try maps.continueListGeneration(from: BPFMap(pinnedAt: layout.map(XDPMaps.Name.config)))
+        }
+        if replacements.contains(where: { $0.name == XDPMaps.Name.blocklist }) {
+            try maps.carryOverLegacyBans(from: BPFMap(pinnedAt: layout.map(XDPMaps.Name.blocklist)))
         }
     }
 

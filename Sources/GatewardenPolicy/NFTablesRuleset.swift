@@ -61,21 +61,25 @@ public struct NFTablesRuleset: Sendable, Equatable {
         self.handshake = handshake
     }
 
-    /// The conntrack cap's switch: holds `tcp` while conntrack is over the cap. `ct count` over the
-    /// whole table would walk every tracked connection once a jiffy (nf_conncount), a cost that
-    /// grows with the table; a lookup in this one-element set costs the same at any fill. The
-    /// exporter's `ConntrackCapGuard` flips it from nf_conntrack_count, and the set's comment
-    /// carries the cap, so the loaded table is where it reads it from.
-    public static let conntrackFullSet = "conntrack_full"
+    /// The conntrack cap counts the completed connections to the protected ports, spread at random
+    /// over this many nf_conncount lists, each refusing past its share of the cap. One list for the
+    /// whole cap (`ct count over N` without a key) is walked in full once a jiffy while connections
+    /// keep coming, a cost that grows with what it holds; a share holds about `conntrackCapShareTarget`
+    /// connections whatever the table holds, so a new connection costs at most one walk of that many.
+    /// The shares together hold the cap: the first refusals come as the busiest share fills (around
+    /// four fifths of the cap with shares of 256), and every new connection is refused once all are
+    /// full. Only connections that completed a handshake count: a spoofed flood of any kind that fills
+    /// conntrack never makes the cap refuse a real client.
+    public var conntrackCapShards: Int? {
+        conntrackCap.map { min(max($0 / Self.conntrackCapShareTarget, 1), Self.conntrackCapMaximumShards) }
+    }
+    static let conntrackCapShareTarget = 256
+    static let conntrackCapMaximumShards = 4096
 
-    /// The comment of `conntrackFullSet`: `conntrack cap N`.
-    public static func conntrackCapComment(_ cap: Int) -> String { "conntrack cap \(cap)" }
-
-    /// The cap in a `conntrackFullSet` comment.
-    public static func conntrackCap(fromComment comment: String) -> Int? {
-        let prefix = conntrackCapComment(0).dropLast()
-        guard comment.hasPrefix(prefix) else { return nil }
-        return Int(comment.dropFirst(prefix.count))
+    /// Connections each share of the cap holds before it refuses.
+    public var conntrackCapShare: Int? {
+        guard let cap = conntrackCap, let shards = conntrackCapShards else { return nil }
+        return (cap + shards - 1) / shards
     }
 
     /// The connection count above which the cap refuses new connections.
@@ -136,15 +140,8 @@ public struct NFTablesRuleset: Sendable, Equatable {
             sets.append(.init(name: "blocked_subnets_\(family.suffix)",
                               body: "type \(family.type); flags dynamic, timeout; timeout \(policy.escalationBlockFor); size \(size);"))
         }
-        if let cap = conntrackCap {
-            // Recreated empty at each apply: the guard sets it again within a tick if conntrack is still over.
-            sets.append(.init(name: Self.conntrackFullSet,
-                              body: "type inet_proto; flags timeout; comment \"\(Self.conntrackCapComment(cap))\";"))
-        }
-        for family in families {
-            for set in stateSets {
-                sets.append(.init(name: "\(set.name)_\(family.suffix)", body: "type \(family.type); \(set.shape.body)"))
-            }
+        for set in stateSets {
+            sets.append(.init(name: set.name, body: "type \(set.type); \(set.shape.body)"))
         }
         return sets
     }
@@ -157,34 +154,65 @@ public struct NFTablesRuleset: Sendable, Equatable {
     /// carry, its timeout and its size are unchanged (its comment names the statement), and
     /// recreated otherwise: an unchanged policy re-applied keeps every source's spent budget and
     /// open-connection count.
-    public var stateSets: [(name: String, shape: NFTablesSetShape)] {
+    public var stateSets: [(name: String, type: String, shape: NFTablesSetShape)] {
         func meter(_ name: String, _ rate: Rate?) -> (String, NFTablesSetShape) {
             (name, NFTablesSetShape(comment: rate.map(Self.limit) ?? "unused", timeoutSeconds: Self.meterTimeout(rate).seconds,
                                     size: Self.stateSetSize))
         }
-        return [
+        let perFamily = [
             meter("escalation", policy.escalationPerSubnet),
+            meter("escalation_probation_meter", policy.escalationPerSubnet.map(Self.probationRate)),
+            ("escalation_probation", NFTablesSetShape(comment: "on probation after an escalation ban",
+                                                      timeoutSeconds: probationLength.seconds, size: Self.stateSetSize)),
             meter("rate_source", policy.perSource),
             meter("rate_subnet", policy.perSubnet),
             meter("auth_subnet", policy.authPerSubnet),
             meter("new_connections", policy.newConnectionsPerSource),
-            ("connections", NFTablesSetShape(comment: policy.concurrentConnectionsPerSource.map { "ct count over \($0)" } ?? "unused",
+            ("connections", NFTablesSetShape(comment: policy.concurrentConnectionsPerSource.map(Self.connectionCount) ?? "unused",
                                              timeoutSeconds: nil, size: Self.stateSetSize)),
         ]
+        var sets = families.flatMap { family in
+            perFamily.map { (name: "\($0.0)_\(family.suffix)", type: family.type, shape: $0.1) }
+        }
+        if let shards = conntrackCapShards, let share = conntrackCapShare {
+            // Keyed by a share's number, for both families; it never holds more than `shards` keys,
+            // so it never looks full to the set-capacity alert.
+            sets.append((name: Self.conntrackCapSet, type: "mark",
+                         shape: NFTablesSetShape(comment: Self.connectionCount(share), timeoutSeconds: nil,
+                                                 size: max(Self.stateSetSize, shards * 2))))
+        }
+        return sets
     }
+
+    static let conntrackCapSet = "conntrack_cap"
+
+    /// How long a subnet stays on probation after an escalation ban begins: the ban, then as long again.
+    private var probationLength: PolicyDuration {
+        PolicyDuration(seconds: min(policy.escalationBlockFor.seconds * 2, PolicyDuration.maximum.seconds))
+    }
+
+    /// The escalation rate without its burst (the least burst the rate allows): what a subnet on
+    /// probation gets.
+    static func probationRate(_ escalation: Rate) -> Rate {
+        Rate(escalation.count, per: escalation.unit, burst: escalation.packetsPerSecondCeiling)
+    }
+
+    /// The statement a connection-count set's elements carry.
+    private static func connectionCount(_ limit: Int) -> String { "ct count over \(limit)" }
 
     static let stateSetSize = 65536
 
-    /// How long a meter keeps an idle key: at least until its bucket has refilled. An element
-    /// that timed out comes back with a full burst, so a shorter timeout would hand an idle
-    /// source a fresh burst early (10/hour burst 10 refills in an hour: its key must live an hour).
+    /// How long a meter keeps an idle key: until its bucket has refilled, between a minute and an
+    /// hour. An element that timed out comes back with a full burst, so a shorter timeout would hand
+    /// an idle source a fresh burst early (10/hour burst 10 refills in an hour: its key must live an
+    /// hour). Longer would fill the set: a meter holds 65,536 keys, and a full one limits no new key.
     static func meterTimeout(_ rate: Rate?) -> PolicyDuration {
-        let minimum: UInt64 = 60
+        let minimum: UInt64 = 60, maximum: UInt64 = 3600
         guard let rate, rate.count > 0 else { return PolicyDuration(seconds: minimum) }
         let (span, overflow) = rate.burst.multipliedReportingOverflow(by: rate.unit.seconds)
-        guard !overflow else { return .maximum }
+        guard !overflow else { return PolicyDuration(seconds: maximum) }
         let refill = (span + rate.count - 1) / rate.count
-        return PolicyDuration(seconds: min(max(minimum, refill), PolicyDuration.maximum.seconds))
+        return PolicyDuration(seconds: min(max(minimum, refill), maximum))
     }
 
     private static func limit(_ rate: Rate) -> String {
@@ -205,16 +233,6 @@ public struct NFTablesRuleset: Sendable, Equatable {
             rules.append("\(family.ip) saddr @policy_block_\(family.suffix) \(Self.toThisHost) counter \(banVerdict) "
                 + "comment \"policy-blocklist-\(family.suffix)\"")
             rules.append("\(family.ip) saddr @block_\(family.suffix) \(Self.toThisHost) counter \(banVerdict) comment \"blocklist-\(family.suffix)\"")
-            // A subnet that keeps trying while banned, faster than the escalation rate, keeps its ban:
-            // without this the ban lapses on time and the subnet comes back with a full burst.
-            // Counted in SYNs, since a banned subnet completes no handshake.
-            // Observe mode counts what it would renew.
-            if let escalation = policy.escalationPerSubnet {
-                let renew = observing ? "" : "update @blocked_subnets_\(family.suffix) { \(family.subnet) timeout \(policy.escalationBlockFor) } "
-                rules.append("\(family.subnet) @blocked_subnets_\(family.suffix) \(Self.toThisHost) tcp flags & (fin | syn | rst | ack) == syn "
-                    + "update @escalation_\(family.suffix) { \(family.subnet) \(Self.limit(escalation)) } "
-                    + "\(renew)counter comment \"escalation-renewed-\(family.suffix)\"")
-            }
             rules.append("\(family.subnet) @blocked_subnets_\(family.suffix) \(Self.toThisHost) counter \(banVerdict) "
                 + "comment \"escalated-\(family.suffix)\"")
         }
@@ -254,7 +272,15 @@ public struct NFTablesRuleset: Sendable, Equatable {
         let completed = "tcp dport \(ports) \(Self.unjudgedConnection)"
         if let escalation = policy.escalationPerSubnet {
             for family in families {
+                // A ban puts the subnet on probation until `escalation.block_for` after it ends; back
+                // over the rate while on probation, it is banned again at once, without the burst a
+                // rested meter would give it. Completed handshakes are the evidence, never SYNs,
+                // which anyone can forge in a banned subnet's name.
                 let ban = observing ? "" : "add @blocked_subnets_\(family.suffix) { \(family.subnet) timeout \(policy.escalationBlockFor) } "
+                    + "update @escalation_probation_\(family.suffix) { \(family.subnet) timeout \(probationLength) } "
+                rules.append("\(completed) \(family.subnet) @escalation_probation_\(family.suffix) "
+                    + "update @escalation_probation_meter_\(family.suffix) { \(family.subnet) \(Self.limit(Self.probationRate(escalation))) } "
+                    + "\(ban)counter\(limitVerdict("drop")) comment \"escalate-on-probation-\(family.suffix)\"")
                 rules.append("\(completed) update @escalation_\(family.suffix) { \(family.subnet) \(Self.limit(escalation)) } "
                     + "\(ban)counter\(limitVerdict("drop")) comment \"escalate-subnet-\(family.suffix)\"")
             }
@@ -282,11 +308,12 @@ public struct NFTablesRuleset: Sendable, Equatable {
         if let limit = policy.concurrentConnectionsPerSource {
             for family in families {
                 rules.append("\(completed) add @connections_\(family.suffix) { \(family.ip) saddr "
-                    + "ct count over \(limit) } counter\(limitVerdict(Self.reset)) comment \"concurrent-connections-\(family.suffix)\"")
+                    + "\(Self.connectionCount(limit)) } counter\(limitVerdict(Self.reset)) comment \"concurrent-connections-\(family.suffix)\"")
             }
         }
-        if conntrackCap != nil {
-            rules.append("\(completed) meta l4proto @\(Self.conntrackFullSet) counter\(limitVerdict(Self.reset)) comment \"conntrack-cap\"")
+        if let shards = conntrackCapShards, let share = conntrackCapShare {
+            rules.append("\(completed) add @\(Self.conntrackCapSet) { numgen random mod \(shards) \(Self.connectionCount(share)) } "
+                + "counter\(limitVerdict(Self.reset)) comment \"conntrack-cap\"")
         }
         let judged = Self.portSet(policy.protectedPorts + policy.authPorts.filter { !policy.protectedPorts.contains($0) })
         rules.append("tcp dport \(judged) \(Self.unjudgedConnection) ct label set \(Self.judgedLabel) comment \"connection-judged\"")
@@ -345,9 +372,7 @@ public struct NFTablesRuleset: Sendable, Equatable {
         for chain in chains {
             lines += ["add chain \(table) \(chain.name) { \(chain.header) }", "flush chain \(table) \(chain.name)"]
         }
-        let unchangedStateSets = Set(families.flatMap { family in
-            stateSets.filter { installed["\($0.name)_\(family.suffix)"] == $0.shape }.map { "\($0.name)_\(family.suffix)" }
-        })
+        let unchangedStateSets = Set(stateSets.filter { installed[$0.name] == $0.shape }.map(\.name))
         for set in sets {
             if Self.keptSets.contains(set.name) || unchangedStateSets.contains(set.name) {
                 lines.append("add set \(table) \(set.name) { \(set.body) }")

@@ -1,3 +1,5 @@
+import GatewardenKernel
+
 /// A token-bucket limit as nftables and the XDP program both take it: `count` packets per
 /// `unit`, with a `burst`.
 ///
@@ -85,12 +87,7 @@ public struct PolicyDuration: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The largest exact unit, as nft writes timeouts.
-    public var description: String {
-        for (suffix, size) in [("d", UInt64(86400)), ("h", 3600), ("m", 60)] where seconds % size == 0 {
-            return "\(seconds / size)\(suffix)"
-        }
-        return "\(seconds)s"
-    }
+    public var description: String { NFTablesSetShape.durationText(seconds: seconds) }
 }
 
 extension Substring {

@@ -3,21 +3,18 @@ import GatewardenKernel
 import GatewardenTestSupport
 import Testing
 
-/// The conntrack cap, held by `gatewarden serve` at a constant per-packet cost.
+/// The conntrack cap: completed connections to the protected ports, counted in shares whose cost
+/// does not grow with the table, and nothing else.
 extension PolicyEnforcementTests {
-    @Test("over the conntrack cap (whatever fills the table) a new connection is reset; with the guard killed, the cap lapses within seconds")
+    @Test("the conntrack cap: a table filled by spoofable UDP refuses no real client; completed connections are held to the cap")
     func conntrackCap() throws {
         let (lab, arguments, file) = try lab(policy: Self.policy(limits: ["conntrack_cap": "1%"]))
         defer { teardown(lab, arguments, file) }
         let maximum = try #require(Int(lab.inGateway(["cat", "/proc/sys/net/netfilter/nf_conntrack_max"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)))
         let cap = maximum / 100
-        #expect(try holdConnections(lab, count: 1) == ["open"], "under the cap")
 
-        let exporter = try ExporterProcess(arguments: ["--netns", lab.gateway])
-        defer { exporter.stop() }
-        // Fill conntrack past the cap with UDP flows (one source port each) to an unprotected port:
-        // the cap is about the table, not about what filled it.
+        // Past the cap in UDP flows (one source port each) to an unprotected port: not the cap's business.
         let flows = min(cap + 500, 100_000)
         try Command.run(["ip", "netns", "exec", lab.client, "timeout", "30", "python3", "-c", """
             import socket
@@ -26,30 +23,75 @@ extension PolicyEnforcementTests {
                 s.sendto(b"x", ("\(lab.gatewayAddress)", 9))
                 s.close()
             """])
-        let engaged = try waitFor(seconds: 3) {
-            try lab.inGateway(["nft", "list", "set", "inet", "gatewarden", "conntrack_full"]).stdout.contains("elements = { tcp")
-        }
-        #expect(engaged, "the guard never switched the cap on")
-        #expect(try holdConnections(lab, count: 1) == ["reset"], "over the cap")
-        #expect(try lab.ruleCounter("conntrack-cap") >= 1)
-
-        // The guard dies: the cap lapses (fails open), while the table is still over it.
-        kill(exporter.process.processIdentifier, SIGKILL)
-        exporter.process.waitUntilExit()
-        sleep(3)
-        let count = Int(try lab.inGateway(["cat", "/proc/sys/net/netfilter/nf_conntrack_count"]).stdout
+        let tracked = Int(try lab.inGateway(["cat", "/proc/sys/net/netfilter/nf_conntrack_count"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-        #expect(count >= cap, "the flows expired too early for this check")
-        #expect(try holdConnections(lab, count: 1) == ["open"], "the cap stayed on without its guard")
+        #expect(tracked > cap, "the UDP flows did not fill conntrack past the cap")
+
+        // Completed connections, held open, well past the cap: the shares hold them to it.
+        let attempts = cap + cap / 4
+        let outcomes = try openConnections(lab, count: attempts)
+        let open = outcomes.filter { $0 == "open" }.count
+        print("conntrack cap \(cap): \(tracked) tracked after the UDP flows; of \(attempts) connections \(open) open, "
+            + "the last 100: \(outcomes.suffix(100).filter { $0 == "reset" }.count) reset")
+        #expect(outcomes.prefix(cap * 3 / 4).allSatisfy { $0 == "open" }, "refused below three quarters of the cap")
+        #expect(open <= cap + 10 && open >= cap * 9 / 10)
+        #expect(outcomes.suffix(100).allSatisfy { $0 == "reset" }, "let through past the cap")
+        #expect(try lab.ruleCounter("conntrack-cap") >= attempts - open)
     }
 
-    /// Polls `condition` every 100 ms for up to `seconds`.
-    func waitFor(seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        repeat {
-            if try condition() { return true }
-            usleep(100_000)
-        } while Date() < deadline
-        return false
+    /// Opens `count` connections from the client to a server in the gateway that holds them all,
+    /// each sending a byte; then reports "open" or "reset" for each, in order.
+    private func openConnections(_ lab: LabNetwork, count: Int) throws -> [String] {
+        let raiseLimit = "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (\(count + 512), \(count + 512)))"
+        let server = try NamespacePython(namespace: lab.gateway, script: """
+            \(raiseLimit)
+            import socket, time
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("\(lab.gatewayAddress)", 443))
+            s.listen(4096)
+            print("ready")
+            held = []
+            deadline = time.monotonic() + 120
+            s.settimeout(1)
+            while time.monotonic() < deadline:
+                try:
+                    c, _ = s.accept()
+                    held.append(c)
+                except socket.timeout:
+                    pass
+            """)
+        defer { server.stop() }
+        let result = try Command.run(["ip", "netns", "exec", lab.client, "timeout", "120", "python3", "-c", """
+            \(raiseLimit)
+            import socket, time
+            held, outcomes = [], []
+            for i in range(\(count)):
+                s = socket.socket()
+                s.settimeout(3)
+                try:
+                    s.connect(("\(lab.gatewayAddress)", 443))
+                    s.sendall(b"x")
+                    held.append(s)
+                except OSError as e:
+                    held.append(None)
+            time.sleep(1)
+            for s in held:
+                if s is None:
+                    outcomes.append("error")
+                    continue
+                try:
+                    s.setblocking(False)
+                    s.recv(1)
+                    outcomes.append("open")
+                except BlockingIOError:
+                    outcomes.append("open")
+                except ConnectionResetError:
+                    outcomes.append("reset")
+                except OSError:
+                    outcomes.append("error")
+            print(" ".join(outcomes))
+            """]).stdout
+        return result.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ").map(String.init)
     }
 }

@@ -68,28 +68,29 @@ struct FailedLoadTests {
         #expect(try instance.maps().packets(action: "drop", reason: "blocklist") > droppedBefore, "and is enforced")
     }
 
-    @Test("a load refused half-way through the XDP maps (blocklist full) leaves both layers as they were")
+    @Test("a load refused for want of room in the blocklist leaves both layers as they were")
     func refusedMidwayChangesNothing() throws {
         let lab = try LabNetwork()
         defer { lab.remove() }
         let arguments = ["--interface", lab.gatewayInterface, "--netns", lab.gateway]
         defer { _ = try? GatewardenBinary.run(["unload"] + arguments, check: false) }
-        let oversized = "allowlist:\n" + (0..<5_001).map { "  - 10.\($0 / 256).\($0 % 256).0/24\n" }.joined()
+        let oversized = "allowlist:\n" + (0...XDPMaps.allowlistCapacity).map { "  - 10.\($0 >> 16).\($0 >> 8 & 255).\($0 & 255)/32\n" }.joined()
         let files = try PolicyFiles([Self.policyA, Self.policyB, oversized])
         defer { files.remove() }
         try GatewardenBinary.run(["load", "--policy", files[0]] + arguments)
-        // Manual bans fill the blocklist: the policy's one more ban finds no room, after the limits,
-        // ports and allowlist were written.
+        // Manual bans fill the blocklist: the policy's one more ban finds no room.
         let blocklist = try lab.gatewayInstance().maps().blocklist
+        var manual = gw_block_entry()
+        manual.origins = 1 << GW_BAN_MANUAL.rawValue
         for index in 0..<Int(blocklist.info.maxEntries) {
-            try blocklist.update(gw_block_entry(), at: try AddressPrefix("100.\(64 + index >> 16).\(index >> 8 & 255).\(index & 255)/32").lpmKey)
+            try blocklist.update(manual, at: try AddressPrefix("100.\(64 + index >> 16).\(index >> 8 & 255).\(index & 255)/32").lpmKey)
         }
         let before = try InstanceState(lab)
         let programBefore = try lab.gatewayInstance().link.info().programID
 
         let refused = try GatewardenBinary.run(["load", "--policy", files[1]] + arguments, check: false)
         #expect(refused.status != 0)
-        #expect(refused.stderr.contains("gw_blocklist"), "stderr: \(refused.stderr)")
+        #expect(refused.stderr.contains("the blocklist has room for"), "stderr: \(refused.stderr)")
         let after = try InstanceState(lab)
         #expect(after.configuration == before.configuration, "gw_config as it was")
         #expect(after.ports == before.ports, "XDP protects \(after.ports), was \(before.ports)")

@@ -23,9 +23,8 @@ struct NFTablesRulesetTests {
     @Test("order: allowlist, bans before conntrack, SYNs untracked; then synproxy, escalation before any limit can hide new connections, the limits")
     func order() throws {
         let raw = Self.comments(NFTablesRuleset(policy: .builtInDefault).handshakeRules)
-        #expect(raw == ["allowlist-tracked-v4", "allowlist-tracked-v6", "policy-blocklist-v4", "blocklist-v4",
-                        "escalation-renewed-v4", "escalated-v4", "policy-blocklist-v6", "blocklist-v6",
-                        "escalation-renewed-v6", "escalated-v6", "syn-to-protected-ports"])
+        #expect(raw == ["allowlist-tracked-v4", "allowlist-tracked-v6", "policy-blocklist-v4", "blocklist-v4", "escalated-v4",
+                        "policy-blocklist-v6", "blocklist-v6", "escalated-v6", "syn-to-protected-ports"])
         var policy = Policy.builtInDefault
         policy.xdpEnabled = false
         let comments = Self.comments(NFTablesRuleset(policy: policy, conntrackMax: 1000).rules)
@@ -117,9 +116,9 @@ struct NFTablesRulesetTests {
         #expect(text.contains("add @connections_v4 { ip saddr ct count over 20 } counter reject with tcp reset"))
         #expect(text.contains("tcp dport { 8443 } tcp flags & (syn | ack) == syn ct state new ct label ! 127 update @auth_subnet_v4 { ip saddr & 255.255.255.0 limit rate over 20/minute burst 5 packets }"))
         #expect(text.contains("add @blocked_subnets_v4 { ip saddr & 255.255.255.0 timeout 30m }"))
-        #expect(text.contains("ct label ! 127 meta l4proto @conntrack_full counter reject with tcp reset comment \"conntrack-cap\""))
-        #expect(text.contains("set conntrack_full { type inet_proto; flags timeout; comment \"conntrack cap 209715\"; }"))
-        #expect(NFTablesRuleset.conntrackCap(fromComment: "conntrack cap 209715") == 209715)
+        // 209,715 = 819 shares of 257 (at most 256 rounded up): a new connection walks one share's list, not the cap's.
+        #expect(text.contains("ct label ! 127 add @conntrack_cap { numgen random mod 819 ct count over 257 } counter reject with tcp reset comment \"conntrack-cap\""))
+        #expect(text.contains("set conntrack_cap { type mark; flags dynamic; size 65536; comment \"ct count over 257\"; }"))
         #expect(!text.contains("ct count over 209715"), "a count over the whole table costs more as it fills")
         #expect(text.contains("set block_v4 { type ipv4_addr; flags interval, timeout; timeout 1h; size 65536; }"))
         #expect(text.contains("set policy_block_v4 { type ipv4_addr; flags interval; }"), "the policy's bans have no timeout")
@@ -160,7 +159,7 @@ struct NFTablesRulesetTests {
     @Test("a state set is kept while its statement, timeout and size are unchanged, and recreated when one changes")
     func stateSetsKeptWhileUnchanged() throws {
         let ruleset = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 1000)
-        let installed = Dictionary(uniqueKeysWithValues: ruleset.stateSets.map { ("\($0.name)_v4", $0.shape) })
+        let installed = Dictionary(uniqueKeysWithValues: ruleset.stateSets.filter { !$0.name.hasSuffix("_v6") }.map { ($0.name, $0.shape) })
         let lines = ruleset.applyTransaction(installed: installed).split(separator: "\n").map(String.init)
         #expect(!lines.contains("delete set inet gatewarden connections_v4"), "an unchanged connection count is kept")
         #expect(!lines.contains("delete set inet gatewarden new_connections_v4"))
@@ -172,17 +171,31 @@ struct NFTablesRulesetTests {
             .split(separator: "\n").map(String.init)
         #expect(relines.contains("delete set inet gatewarden connections_v4"), "elements carry the old limit: recreated")
         #expect(!relines.contains("delete set inet gatewarden new_connections_v4"))
+        #expect(!relines.contains("delete set inet gatewarden conntrack_cap"), "the cap's counts are kept while it is unchanged")
     }
 
-    @Test("a meter keeps an idle key at least until its bucket has refilled, and never past the longest duration")
+    @Test("the conntrack cap's shares hold the cap, each small enough to walk, however large the cap", arguments: [
+        (100, 1, 100), (1000, 3, 334), (2621, 10, 263), (209_715, 819, 257), (10_000_000, 4096, 2442),
+    ])
+    func conntrackCapShares(conntrackMax: Int, shards: Int, share: Int) {
+        var policy = Policy.builtInDefault
+        policy.conntrackCapPercent = 100
+        let ruleset = NFTablesRuleset(policy: policy, conntrackMax: conntrackMax)
+        #expect(ruleset.conntrackCapShards == shards)
+        #expect(ruleset.conntrackCapShare == share)
+        #expect(shards * share >= conntrackMax && shards * (share - 1) < conntrackMax, "the shares add up to the cap")
+    }
+
+    @Test("a meter keeps an idle key until its bucket has refilled, from a minute to an hour")
     func meterTimeouts() {
         #expect(NFTablesRuleset.meterTimeout(Rate(20, per: .second, burst: 40)).seconds == 60)
         #expect(NFTablesRuleset.meterTimeout(Rate(10, per: .hour, burst: 10)).seconds == 3600)
         #expect(NFTablesRuleset.meterTimeout(Rate(20, per: .minute, burst: 5)).seconds == 60)
-        #expect(NFTablesRuleset.meterTimeout(Rate(1, per: .hour, burst: .max)) == .maximum)
+        #expect(NFTablesRuleset.meterTimeout(Rate(1, per: .hour, burst: 100)).seconds == 3600, "at most an hour: a longer one fills the set")
+        #expect(NFTablesRuleset.meterTimeout(Rate(1, per: .hour, burst: .max)).seconds == 3600)
         #expect(NFTablesRuleset.meterTimeout(nil).seconds == 60)
         let text = NFTablesRuleset(policy: .builtInDefault).text
-        #expect(text.contains("set auth_subnet_v4 { type ipv4_addr; flags dynamic, timeout; timeout 60s; size 65536; "
+        #expect(text.contains("set auth_subnet_v4 { type ipv4_addr; flags dynamic, timeout; timeout 1m; size 65536; "
             + "comment \"limit rate over 20/minute burst 5 packets\"; }"))
     }
 

@@ -9,8 +9,7 @@ struct Serve: ParsableCommand {
         abstract: "Serve Prometheus metrics read live from nftables and the XDP maps.",
         discussion: """
         Listens in the namespace the command starts in; with --netns, reads nftables inside that \
-        namespace and the XDP pins made for it. It also holds the policy's conntrack cap (unless \
-        --no-enforce): stopped, the cap lapses within two seconds, and every other protection stays.
+        namespace and the XDP pins made for it. Stopping the exporter never stops the protection.
         """
     )
 
@@ -47,11 +46,6 @@ struct Serve: ParsableCommand {
 
     @Option(name: .customLong("collector.xdp.top-k"), help: "How many top offending sources and subnets to export, each.")
     var topK: Int = 20
-
-    @Flag(name: .customLong("no-enforce"), help: ArgumentHelp(
-        "Only export: leave the conntrack cap to another `gatewarden serve`.",
-        discussion: "By default serve also holds the policy's conntrack cap, which no kernel rule can check at a constant cost (see docs/policy.md)."))
-    var noEnforce = false
 
     func validate() throws {
         guard telemetryPath.hasPrefix("/") else {
@@ -95,10 +89,7 @@ struct Serve: ParsableCommand {
             FileHandle.standardError.write(Data(
                 "gatewarden: no bpffs at \(bpffs.path) yet: no XDP instance to read until `gatewarden load` mounts it\n".utf8))
         }
-        let capGuard = noEnforce ? nil : ConntrackCapGuard(namespace: namespace)
-        capGuard?.start()
         let signal = stopSignals.wait()
-        capGuard?.stop()
         server.stop()
         FileHandle.standardError.write(Data("gatewarden: stopped on signal \(signal)\n".utf8))
     }

@@ -85,7 +85,9 @@ public struct NFTablesRuleset: Sendable, Equatable {
     /// The connection count above which the cap refuses new connections.
     public var conntrackCap: Int? {
         guard let percent = policy.conntrackCapPercent, let conntrackMax else { return nil }
-        return conntrackMax * percent / 100
+        // A cap of 0 (a tiny nf_conntrack_max) would refuse every connection: no cap then.
+        let cap = conntrackMax * percent / 100
+        return cap > 0 ? cap : nil
     }
 
     // MARK: Pieces
@@ -155,24 +157,26 @@ public struct NFTablesRuleset: Sendable, Equatable {
     /// recreated otherwise: an unchanged policy re-applied keeps every source's spent budget and
     /// open-connection count.
     public var stateSets: [(name: String, type: String, shape: NFTablesSetShape)] {
-        func meter(_ name: String, _ rate: Rate?) -> (String, NFTablesSetShape) {
-            (name, NFTablesSetShape(comment: rate.map(Self.limit) ?? "unused", timeoutSeconds: Self.meterTimeout(rate).seconds,
-                                    size: Self.stateSetSize))
-        }
-        let perFamily = [
-            meter("escalation", policy.escalationPerSubnet),
-            meter("escalation_probation_meter", policy.escalationPerSubnet.map(Self.probationRate)),
-            ("escalation_probation", NFTablesSetShape(comment: "on probation after an escalation ban",
-                                                      timeoutSeconds: probationLength.seconds, size: Self.stateSetSize)),
-            meter("rate_source", policy.perSource),
-            meter("rate_subnet", policy.perSubnet),
-            meter("auth_subnet", policy.authPerSubnet),
-            meter("new_connections", policy.newConnectionsPerSource),
-            ("connections", NFTablesSetShape(comment: policy.concurrentConnectionsPerSource.map(Self.connectionCount) ?? "unused",
-                                             timeoutSeconds: nil, size: Self.stateSetSize)),
-        ]
         var sets = families.flatMap { family in
-            perFamily.map { (name: "\($0.0)_\(family.suffix)", type: family.type, shape: $0.1) }
+            // The comment names the key too: a changed subnet prefix must not hand a /16 a /24's state.
+            let source = "\(family.ip) saddr", subnet = family.subnet
+            func meter(_ name: String, _ key: String, _ rate: Rate?) -> (String, NFTablesSetShape) {
+                (name, NFTablesSetShape(comment: rate.map { "\(key) \(Self.limit($0))" } ?? "unused",
+                                        timeoutSeconds: Self.meterTimeout(rate).seconds, size: Self.stateSetSize))
+            }
+            let perFamily = [
+                meter("escalation", subnet, policy.escalationPerSubnet),
+                meter("escalation_probation_meter", subnet, policy.escalationPerSubnet.map(Self.probationRate)),
+                ("escalation_probation", NFTablesSetShape(comment: "\(subnet) on probation after an escalation ban",
+                                                          timeoutSeconds: probationLength.seconds, size: Self.stateSetSize)),
+                meter("rate_source", source, policy.perSource),
+                meter("rate_subnet", subnet, policy.perSubnet),
+                meter("auth_subnet", subnet, policy.authPerSubnet),
+                meter("new_connections", source, policy.newConnectionsPerSource),
+                ("connections", NFTablesSetShape(comment: policy.concurrentConnectionsPerSource.map { "\(source) \(Self.connectionCount($0))" } ?? "unused",
+                                                 timeoutSeconds: nil, size: Self.stateSetSize)),
+            ]
+            return perFamily.map { (name: "\($0.0)_\(family.suffix)", type: family.type, shape: $0.1) }
         }
         if let shards = conntrackCapShards, let share = conntrackCapShare {
             // Keyed by a share's number, for both families; it never holds more than `shards` keys,

@@ -172,6 +172,13 @@ struct NFTablesRulesetTests {
         #expect(relines.contains("delete set inet gatewarden connections_v4"), "elements carry the old limit: recreated")
         #expect(!relines.contains("delete set inet gatewarden new_connections_v4"))
         #expect(!relines.contains("delete set inet gatewarden conntrack_cap"), "the cap's counts are kept while it is unchanged")
+
+        var widened = Policy.builtInDefault
+        widened.ipv4SubnetPrefix = 16
+        let widenedLines = NFTablesRuleset(policy: widened, conntrackMax: 1000).applyTransaction(installed: installed)
+            .split(separator: "\n").map(String.init)
+        #expect(widenedLines.contains("delete set inet gatewarden escalation_v4"), "a /24's state is not a /16's")
+        #expect(!widenedLines.contains("delete set inet gatewarden new_connections_v4"), "per-source state stays")
     }
 
     @Test("the conntrack cap's shares hold the cap, each small enough to walk, however large the cap", arguments: [
@@ -196,7 +203,7 @@ struct NFTablesRulesetTests {
         #expect(NFTablesRuleset.meterTimeout(nil).seconds == 60)
         let text = NFTablesRuleset(policy: .builtInDefault).text
         #expect(text.contains("set auth_subnet_v4 { type ipv4_addr; flags dynamic, timeout; timeout 1m; size 65536; "
-            + "comment \"limit rate over 20/minute burst 5 packets\"; }"))
+            + "comment \"ip saddr & 255.255.255.0 limit rate over 20/minute burst 5 packets\"; }"))
     }
 
     @Test("the XDP share of the policy", arguments: [true, false])

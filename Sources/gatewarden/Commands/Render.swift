@@ -18,7 +18,7 @@ struct Render: ParsableCommand {
     @Option(help: ArgumentHelp("Read nf_conntrack_max in this network namespace.", valueName: "name"))
     var netns: String?
 
-    @Flag(help: "Print the transaction `load` runs (flush and refill, keeping bans) instead of the table.")
+    @Flag(help: "Print the transaction `load` runs (flush and refill, keeping bans) instead of the table; as for a namespace without the table, so every state set is made anew.")
     var transaction = false
 
     func run() throws {

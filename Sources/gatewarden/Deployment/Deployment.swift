@@ -101,8 +101,9 @@ struct Deployment {
                                   wallClockNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9))
             // nftables last: its transaction is the one step that cannot be undone, so it runs once every
             // other step has worked, and a failure before it leaves the table as it was.
-            // A fresh context for the transaction: libnftables 1.0.6 can abort printing an error when a
+            // A fresh context (no dry run in it): libnftables 1.0.6 can abort printing an error when a
             // context that ran a dry run is reused (its cache points into the earlier command buffer).
+            // The state sets installed now decide which are kept (see NFTablesRuleset.stateSets).
             let nft = try NFTables(namespace: namespace)
             let installed = try nft.setShapes(family: NFTablesRuleset.family, table: NFTablesRuleset.tableName)
             try nft.run(ruleset.applyTransaction(installed: installed))

@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define GW_ABI_VERSION 7
+#define GW_ABI_VERSION 8
 
 /* What the program did with a packet. */
 enum gw_action {
@@ -177,6 +177,7 @@ struct gw_loader_info {
 	__u32 requested_mode;     /* enum gw_xdp_mode: the mode the operator asked for */
 	__u64 attached_unix_ns;   /* wall clock of the last attach or program replacement */
 	char ifname[16];
+	__u64 program_digest;     /* of the object the program came from: a load of the same one re-applies in place */
 };
 
 /* Default map sizes; the loader may set others before the maps are first created. */

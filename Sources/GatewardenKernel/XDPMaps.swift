@@ -385,8 +385,9 @@ public struct XDPMaps: Sendable {
 
     /// Records the attach for status and the exporter; `requested` is the raw `gw_xdp_mode` asked for.
     public func recordAttach(mode: XDPMode, requested: UInt32, interface: String, interfaceIndex: UInt32,
-                             wallClockNanoseconds: UInt64) throws {
+                             wallClockNanoseconds: UInt64, programDigest: UInt64) throws {
         var record = gw_loader_info()
+        record.program_digest = programDigest
         record.abi_version = UInt32(GW_ABI_VERSION)
         record.xdp_mode = mode.abiValue
         record.requested_mode = requested

@@ -21,7 +21,7 @@ struct ReloadTests {
         let flood = try lab.startUDPFlood(port: 443, seconds: 3)
         usleep(1_000_000)
         let droppedBeforeReload = try maps.packets(action: "drop", reason: "blocklist")
-        try GatewardenBinary.run(["load"] + arguments)
+        try GatewardenBinary.run(["load", "--reload-program"] + arguments)
         let droppedAfterReload = try maps.packets(action: "drop", reason: "blocklist")
         let sent = flood.finish()
         // And after the flood, whenever it ended: a busy machine can take longer to reload than it lasts.
@@ -42,6 +42,30 @@ struct ReloadTests {
         let after = try lab.startUDPFlood(port: 443, seconds: 0.2, maximumPackets: 50)
         #expect(after.finish() == 50)
         #expect(try lab.witnessPackets(from: lab.clientAddress) > 0)
+    }
+
+    @Test("a load of the program already running re-applies the policy in place: same program, the new ports at once")
+    func reapplyInPlace() throws {
+        let lab = try LabNetwork()
+        defer { lab.remove() }
+        let arguments = ["--interface", lab.gatewayInterface, "--netns", lab.gateway]
+        defer { _ = try? GatewardenBinary.run(["unload"] + arguments, check: false) }
+        let policy = FileManager.default.temporaryDirectory.appendingPathComponent("gwt-inplace-\(getpid()).yaml")
+        defer { try? FileManager.default.removeItem(at: policy) }
+        try "protected_ports: [8080]\n".write(to: policy, atomically: true, encoding: .utf8)
+        try GatewardenBinary.run(["load"] + arguments)
+        let programBefore = try lab.gatewayInstance().link.info().programID
+
+        let start = Date()
+        let reload = try GatewardenBinary.run(["load", "--policy", policy.path] + arguments)
+        print("re-apply in place: \(Date().timeIntervalSince(start)) s")
+        #expect(reload.stdout.contains("re-applied the policy to the XDP program on"))
+        #expect(try lab.gatewayInstance().link.info().programID == programBefore, "no program swap")
+        #expect(try lab.gatewayInstance().maps().limits()?.protectedPorts == [8080], "the new ports are in force")
+
+        let forced = try GatewardenBinary.run(["load", "--reload-program", "--policy", policy.path] + arguments)
+        #expect(forced.stdout.contains("replaced the XDP program on"))
+        #expect(try lab.gatewayInstance().link.info().programID != programBefore)
     }
 
     @Test("load after the interface was re-created replaces the severed link and keeps bans and counters")

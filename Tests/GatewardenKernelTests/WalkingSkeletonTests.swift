@@ -49,7 +49,7 @@ struct WalkingSkeletonTests {
 
         // Reloading swaps the program but keeps the maps: counters continue.
         let programBefore = try XDPInstance(layout: layout).link.info().programID
-        try GatewardenBinary.run(["load", "--interface", lab.gatewayInterface, "--netns", lab.gateway])
+        try GatewardenBinary.run(["load", "--reload-program", "--interface", lab.gatewayInterface, "--netns", lab.gateway])
         let programAfter = try XDPInstance(layout: layout).link.info().programID
         #expect(programAfter != programBefore)
         let reloaded = try exporter.get()

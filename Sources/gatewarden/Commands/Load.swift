@@ -28,13 +28,17 @@ struct Load: ParsableCommand {
     @Flag(help: "Replace an XDP program on the interface that is not Gatewarden's.")
     var force = false
 
+    @Flag(help: ArgumentHelp("Verify and swap in the XDP program even when the one running is this binary's.",
+                             discussion: "Without it, loading into a program this binary attached only rewrites its limits, ports and lists: no verifier run, no swap."))
+    var reloadProgram = false
+
     @OptionGroup var lock: ChangeLockOptions
 
     func run() throws {
         let policy = try policyOptions.load()
         try lock.holding(instance, command: "load") {
             let deployment = try Deployment(namespace: instance.namespace(), interface: instance.interface)
-            let outcome = try deployment.install(policy: policy, mode: xdpMode, force: force)
+            let outcome = try deployment.install(policy: policy, mode: xdpMode, force: force, reloadProgram: reloadProgram)
             print(outcome)
         }
     }

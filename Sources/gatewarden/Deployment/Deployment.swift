@@ -32,6 +32,8 @@ struct Deployment {
     /// What `install` did.
     struct Outcome: CustomStringConvertible {
         var replaced: Bool
+        /// The program running was this one: the policy was applied to it, nothing swapped.
+        var inPlace: Bool
         var programID: UInt32
         var mode: XDPMode
         var pins: String
@@ -39,13 +41,20 @@ struct Deployment {
         var namespace: NetworkNamespace
 
         var description: String {
-            let verb = replaced ? "replaced the XDP program on" : "attached XDP to"
+            let verb = inPlace ? "re-applied the policy to the XDP program on"
+                : replaced ? "replaced the XDP program on" : "attached XDP to"
             return "\(verb) '\(interface)' in \(namespace) (program id \(programID), \(mode.rawValue) mode); "
                 + "pins in \(pins); nftables table inet \(NFTablesRuleset.tableName) applied"
         }
     }
 
-    func install(policy: Policy, mode requested: XDPModeChoice, force: Bool = false) throws -> Outcome {
+    /// Identifies the program object this binary carries (FNV-1a over its bytes), recorded at each
+    /// attach: a later load of the same object only re-applies the policy.
+    static let programDigest: UInt64 = program.bytes.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+
+    /// Applies `policy`. `reloadProgram` verifies and swaps the program even when the one running
+    /// is this binary's (otherwise such a load only rewrites what the program reads).
+    func install(policy: Policy, mode requested: XDPModeChoice, force: Bool = false, reloadProgram: Bool = false) throws -> Outcome {
         let interfaceIndex = try NetworkInterface.index(of: interface, in: namespace)
         let ruleset = try Self.checkedRuleset(policy: policy, namespace: namespace,
                                               handshake: try SynproxyHost.handshakeOptions(interface: interface, in: namespace))
@@ -77,28 +86,38 @@ struct Deployment {
                 try rollback.changingSysctl(SynproxyHost.looseTracking, in: namespace)
                 try SynproxyHost.requireStrictTracking(in: namespace)
             }
-            try object.pinMaps(in: layout)
-            try upgrade.prepare(object)
-            try object.load()
-            let programFD = try object.programDescriptor(named: Self.programName)
-            let programID = try XDPQuery.programID(of: programFD)
-
-            let maps = try XDPMaps(object: object)
-            try upgrade.carryOver(into: maps)
-            // Limits first: the new program must never run a packet without them.
-            try maps.apply(policy.xdpLimits, allowlist: policy.allowlist, blocklist: policy.blocklist)
-            let mode: XDPMode
-            if replacing {
-                try rollback.replacing(link)
-                try link.replaceProgram(with: programFD)
+            let programID: UInt32, mode: XDPMode
+            let inPlace = replacing && !reloadProgram && upgrade.isEmpty
+                && (try? XDPMaps(layout: layout).loaderInfo())??.program_digest == Self.programDigest
+            if inPlace {
+                // The program running came from this very object: only what it reads changes, with no
+                // verifier run (most of a load's time) and no swap.
+                try XDPMaps(layout: layout).apply(policy.xdpLimits, allowlist: policy.allowlist, blocklist: policy.blocklist)
+                programID = try link.info().programID
                 mode = currentMode ?? .native
             } else {
-                mode = try attach(programFD: programFD, interfaceIndex: interfaceIndex, requested: requested, force: force)
-                rollback.attached(link)
+                try object.pinMaps(in: layout)
+                try upgrade.prepare(object)
+                try object.load()
+                let programFD = try object.programDescriptor(named: Self.programName)
+                programID = try XDPQuery.programID(of: programFD)
+
+                let maps = try XDPMaps(object: object)
+                try upgrade.carryOver(into: maps)
+                // Limits first: the new program must never run a packet without them.
+                try maps.apply(policy.xdpLimits, allowlist: policy.allowlist, blocklist: policy.blocklist)
+                if replacing {
+                    try rollback.replacing(link)
+                    try link.replaceProgram(with: programFD)
+                    mode = currentMode ?? .native
+                } else {
+                    mode = try attach(programFD: programFD, interfaceIndex: interfaceIndex, requested: requested, force: force)
+                    rollback.attached(link)
+                }
+                try maps.recordAttach(mode: mode, requested: requested.abiValue, interface: interface, interfaceIndex: interfaceIndex,
+                                      wallClockNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9), programDigest: Self.programDigest)
             }
             try verifyAttached(programID: programID, interfaceIndex: interfaceIndex)
-            try maps.recordAttach(mode: mode, requested: requested.abiValue, interface: interface, interfaceIndex: interfaceIndex,
-                                  wallClockNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9))
             // nftables last: its transaction is the one step that cannot be undone, so it runs once every
             // other step has worked, and a failure before it leaves the table as it was.
             // A fresh context (no dry run in it): libnftables 1.0.6 can abort printing an error when a
@@ -109,7 +128,7 @@ struct Deployment {
             try nft.run(ruleset.applyTransaction(installed: installed))
             try upgrade.commit()
             if policy.mode == .observe { SynproxyHost.restoreLooseTrackingOrWarn(in: namespace) }
-            return Outcome(replaced: replacing, programID: programID, mode: mode, pins: layout.directory,
+            return Outcome(replaced: replacing, inPlace: inPlace, programID: programID, mode: mode, pins: layout.directory,
                            interface: interface, namespace: namespace)
         } catch {
             upgrade.abandon()

@@ -42,9 +42,12 @@ extension LabNetwork {
     /// Sends `count` TCP SYNs to `port` from random spoofed sources as fast as the client's CPU can
     /// hand frames to its veth, then stops (bounded by `seconds` too). The frames are built before the
     /// clock starts; a blocking AF_PACKET socket waits, rather than fails, when the gateway pushes back.
+    /// The generator is pinned to CPU 0, so the gateway's softirq work for its frames runs there too,
+    /// in every round: unpinned, it sometimes moved to the other CPU's ksoftirqd, and the rounds split
+    /// into two speeds (135k and 175k SYN/s here) by where the work landed, not by what it cost.
     func spoofedSYNFlood(count: Int, port: Int = 443, seconds: Int = 30) throws -> FloodResult {
         let before = try gatewayReceivedPackets()
-        let result = try Command.run(["ip", "netns", "exec", client, "timeout", String(seconds), "python3", "-c", """
+        let result = try Command.run(["ip", "netns", "exec", client, "taskset", "-c", "0", "timeout", String(seconds), "python3", "-c", """
             import array, errno, random, socket, struct, sys, time
             def checksum(data):
                 total = sum(array.array("H", data + b"\\0" * (len(data) % 2)))

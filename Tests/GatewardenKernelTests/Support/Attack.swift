@@ -8,6 +8,15 @@ extension LabNetwork {
     /// the generator's full speed stays under every per-/24 limit, as a flood from the internet would.
     static let spoofedRange = "198.18.0.0/15"
 
+    /// The CPU the flood generator and the legitimate client run on, as if they shared an uplink.
+    /// The gateway's receive work for them then starts on that CPU in every round. With XDP on a
+    /// veth, receive runs in the veth's NAPI poll, which keeps running on the CPU that first
+    /// scheduled it for as long as packets keep coming: unpinned, a flood stayed on whichever CPU
+    /// the client's last packet had scheduled it from, often in the other CPU's ksoftirqd beside
+    /// nginx, and rounds split into two speeds (135k and 180k SYN/s here) by where the work landed,
+    /// not by what it cost.
+    static let floodCPU = 0
+
     /// Routes replies to spoofed sources (SYN-ACKs, cookies) back into the client namespace, where
     /// nothing answers them: they stay inside the lab.
     func routeSpoofedRange() throws {
@@ -42,12 +51,10 @@ extension LabNetwork {
     /// Sends `count` TCP SYNs to `port` from random spoofed sources as fast as the client's CPU can
     /// hand frames to its veth, then stops (bounded by `seconds` too). The frames are built before the
     /// clock starts; a blocking AF_PACKET socket waits, rather than fails, when the gateway pushes back.
-    /// The generator is pinned to CPU 0, so the gateway's softirq work for its frames runs there too,
-    /// in every round: unpinned, it sometimes moved to the other CPU's ksoftirqd, and the rounds split
-    /// into two speeds (135k and 175k SYN/s here) by where the work landed, not by what it cost.
+    /// The generator runs on `floodCPU`.
     func spoofedSYNFlood(count: Int, port: Int = 443, seconds: Int = 30) throws -> FloodResult {
         let before = try gatewayReceivedPackets()
-        let result = try Command.run(["ip", "netns", "exec", client, "taskset", "-c", "0", "timeout", String(seconds), "python3", "-c", """
+        let result = try Command.run(["ip", "netns", "exec", client, "taskset", "-c", String(Self.floodCPU), "timeout", String(seconds), "python3", "-c", """
             import array, errno, random, socket, struct, sys, time
             def checksum(data):
                 total = sum(array.array("H", data + b"\\0" * (len(data) % 2)))
@@ -102,8 +109,8 @@ final class HTTPSClient {
 
     private let script: NamespacePython
 
-    init(lab: LabNetwork, keepAlive: Bool, requestsPerSecond: Double, seconds: Double, port: Int = 443) throws {
-        script = try NamespacePython(namespace: lab.client, script: """
+    init(lab: LabNetwork, keepAlive: Bool, requestsPerSecond: Double, seconds: Double, port: Int = 443, cpu: Int? = nil) throws {
+        script = try NamespacePython(namespace: lab.client, cpu: cpu, script: """
             import http.client, json, ssl, time
             context = ssl.create_default_context()
             context.check_hostname = False

@@ -16,9 +16,11 @@ final class NamespacePython {
 
         """
 
-    init(namespace: String, script: String, arguments: [String] = []) throws {
+    /// `cpu` pins the script to one CPU.
+    init(namespace: String, cpu: Int? = nil, script: String, arguments: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", namespace, "python3", "-u", "-c", Self.watchdog + script] + arguments
+        process.arguments = ["ip", "netns", "exec", namespace] + (cpu.map { ["taskset", "-c", String($0)] } ?? [])
+            + ["python3", "-u", "-c", Self.watchdog + script] + arguments
         process.standardOutput = output
         process.standardInput = input
         process.standardError = FileHandle.standardError

@@ -33,7 +33,8 @@ import GatewardenKernel
 /// to conntrack, as without Gatewarden: synproxy comes with enforcing.
 ///
 ///     let ruleset = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 262144)
-///     try nft.run(ruleset.applyTransaction)   // atomic; keeps the bans
+///     let installed = try nft.setShapes(family: NFTablesRuleset.family, table: NFTablesRuleset.tableName)
+///     try nft.run(ruleset.applyTransaction(installed: installed))   // atomic; keeps bans and unchanged state
 public struct NFTablesRuleset: Sendable, Equatable {
     public static let family = "inet"
     public static let tableName = "gatewarden"

@@ -84,7 +84,7 @@ struct Deployment {
             // read-only, the load stops here with nothing changed.
             if policy.mode == .enforce {
                 try rollback.changingSysctl(SynproxyHost.looseTracking, in: namespace)
-                try SynproxyHost.requireStrictTracking(in: namespace)
+                if let record = try SynproxyHost.requireStrictTracking(in: namespace) { rollback.created(record) }
             }
             let programID: UInt32, mode: XDPMode
             let inPlace = replacing && !reloadProgram && upgrade.isEmpty

@@ -26,6 +26,7 @@ struct InstallRollback {
     private var replacedProgram: (link: XDPLink, program: FileDescriptor)?
     private var attachedLink: XDPLink?
     private var sysctls: [(name: String, value: String, namespace: NetworkNamespace)] = []
+    private var createdRecords: [NamespaceRecord] = []
 
     /// Call before anything changes: notes what is pinned and what the configured maps hold.
     init(layout: PinLayout, mapNames: [String]) throws {
@@ -41,6 +42,11 @@ struct InstallRollback {
     /// Call before writing the sysctl `name`: keeps its value to put back.
     mutating func changingSysctl(_ name: String, in namespace: NetworkNamespace) throws {
         if let value = try Sysctl.read(name, in: namespace) { sysctls.append((name, value, namespace)) }
+    }
+
+    /// Call once this load recorded something about the namespace (see NamespaceRecord).
+    mutating func created(_ record: NamespaceRecord) {
+        createdRecords.append(record)
     }
 
     /// Call before swapping the program behind `link`: keeps the running one to put back.
@@ -79,6 +85,9 @@ struct InstallRollback {
                 try Sysctl.write(name, value, in: namespace)
                 FileHandle.standardError.write(Data("gatewarden: put back \(name)=\(value) in \(namespace)\n".utf8))
             }
+        }
+        for record in createdRecords {
+            attempt("remove the record \(record.name)") { try record.remove() }
         }
         guard !failures.isEmpty else { return }
         FileHandle.standardError.write(Data(("gatewarden: undoing the failed load left work undone:\n  "

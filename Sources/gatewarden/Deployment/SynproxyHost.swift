@@ -52,19 +52,31 @@ enum SynproxyHost {
     /// Turns loose TCP tracking off in the namespace (nf_conntrack is loaded by the ruleset's dry
     /// run), saying so when it changes it. Connections already tracked are unaffected; one that
     /// conntrack has never seen is no longer picked up mid-stream.
-    static func requireStrictTracking(in namespace: NetworkNamespace) throws {
+    /// Returns the record it made of the value it found, for a failed load to remove.
+    @discardableResult
+    static func requireStrictTracking(in namespace: NetworkNamespace) throws -> NamespaceRecord? {
         guard let current = try Sysctl.read(looseTracking, in: namespace) else {
             throw KernelError(operation: "nf_conntrack is not loaded in \(namespace) (no \(Sysctl.path(looseTracking))); "
                 + "synproxy needs it: run `modprobe nf_conntrack`")
         }
-        guard current != "0" else { return }
+        guard current != "0" else { return nil }
         // Kept until a load in observe mode or the last unload puts it back; a value the host had
         // set to 0 itself is not recorded, so it stays 0.
         let record = looseTrackingRecord(in: namespace)
-        if try record.read() == nil { try record.write(current) }
-        try Sysctl.write(looseTracking, "0", in: namespace)
+        guard try record.read() == nil else {
+            try Sysctl.write(looseTracking, "0", in: namespace)
+            return nil
+        }
+        try record.write(current)
+        do {
+            try Sysctl.write(looseTracking, "0", in: namespace)
+        } catch {
+            try? record.remove()
+            throw error
+        }
         FileHandle.standardError.write(Data(("gatewarden: set net.netfilter.nf_conntrack_tcp_loose=0 in \(namespace) "
             + "(synproxy needs the handshake's ACK to reach it untracked); connections to the protected ports that "
             + "conntrack has not seen are refused from now on (roll out with --observe first: it tracks them)\n").utf8))
+        return record
     }
 }

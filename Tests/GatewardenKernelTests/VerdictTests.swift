@@ -171,9 +171,15 @@ struct VerdictTests {
         let limits = XDPLimits.unlimited.with(source: .init(packetsPerSecond: 1_000_000, burst: 1_000_000))
         let program = try TestProgram(limits: limits, allowlist: [try AddressPrefix("203.0.113.0/24")])
         let packet = Packet.ipv4(source: client, transport: .tcp(destinationPort: 443))
-        for _ in 0..<3 { #expect(try program.run(packet) == .pass) }
-        let bucket = try #require(try program.maps.sourceBucket(address: client))
-        #expect(bucket.list_verdict != 0, "the verdict is cached")
+        // A source gets its bucket when seen twice within the sighting window, and its verdict is cached
+        // by the packets after: on a busy machine back-to-back test runs can be further apart than the
+        // window, so run until it is cached (or clearly never is).
+        var cached = false
+        for _ in 0..<50 where !cached {
+            #expect(try program.run(packet) == .pass)
+            cached = try program.maps.sourceBucket(address: client).map { $0.list_verdict != 0 } ?? false
+        }
+        #expect(cached, "the verdict is cached")
 
         try program.maps.block(try AddressPrefix("192.0.2.0/24"), for: nil)
         #expect(try program.run(packet) == .drop)

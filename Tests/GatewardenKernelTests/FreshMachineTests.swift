@@ -70,12 +70,16 @@ struct FreshMachineTests {
             ["findmnt", "--noheadings", "--output", "FSTYPE", "/sys/fs/bpf"],
             [GatewardenBinary.path, "status", "--netns", first.gateway],
             [GatewardenBinary.path, "status", "--netns", second.gateway],
+            // Unloaded in the mount namespace that holds the pins: the host keeps nothing of theirs.
+            [GatewardenBinary.path, "unload", "--interface", first.gatewayInterface, "--netns", first.gateway],
+            [GatewardenBinary.path, "unload", "--interface", second.gatewayInterface, "--netns", second.gateway],
         ])
         #expect(steps[0].status == 0, "loads: \(steps[0].stderr)")
         #expect(steps[0].stderr.components(separatedBy: "mounted bpffs at /sys/fs/bpf").count - 1 == 1, "loads: \(steps[0].stderr)")
         #expect(steps[1].stdout.split(separator: "\n") == ["bpf"], "mounts at /sys/fs/bpf: \(steps[1].stdout)")
         #expect(steps[2].stdout.contains("program:   id "), "status: \(steps[2].stdout)")
         #expect(steps[3].stdout.contains("program:   id "), "status: \(steps[3].stdout)")
+        #expect(steps[4].status == 0 && steps[5].status == 0, "unload: \(steps[4].stderr) \(steps[5].stderr)")
     }
 
     @Test("where bpffs cannot be mounted, load fails with one line naming /sys/fs/bpf and the command, leaving nothing")

@@ -29,7 +29,7 @@ extension PolicyEnforcementTests {
 
         // Completed connections, held open, well past the cap: the shares hold them to it.
         let attempts = cap + cap / 4
-        let outcomes = try openConnections(lab, count: attempts)
+        let outcomes = try holdConnections(lab, count: attempts)
         let open = outcomes.filter { $0 == "open" }.count
         print("conntrack cap \(cap): \(tracked) tracked after the UDP flows; of \(attempts) connections \(open) open, "
             + "the last 100: \(outcomes.suffix(100).filter { $0 == "reset" }.count) reset")
@@ -37,61 +37,5 @@ extension PolicyEnforcementTests {
         #expect(open <= cap + 10 && open >= cap * 9 / 10)
         #expect(outcomes.suffix(100).allSatisfy { $0 == "reset" }, "let through past the cap")
         #expect(try lab.ruleCounter("conntrack-cap") >= attempts - open)
-    }
-
-    /// Opens `count` connections from the client to a server in the gateway that holds them all,
-    /// each sending a byte; then reports "open" or "reset" for each, in order.
-    private func openConnections(_ lab: LabNetwork, count: Int) throws -> [String] {
-        let raiseLimit = "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (\(count + 512), \(count + 512)))"
-        let server = try NamespacePython(namespace: lab.gateway, script: """
-            \(raiseLimit)
-            import socket, time
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("\(lab.gatewayAddress)", 443))
-            s.listen(4096)
-            print("ready")
-            held = []
-            deadline = time.monotonic() + 120
-            s.settimeout(1)
-            while time.monotonic() < deadline:
-                try:
-                    c, _ = s.accept()
-                    held.append(c)
-                except socket.timeout:
-                    pass
-            """)
-        defer { server.stop() }
-        let result = try Command.run(["ip", "netns", "exec", lab.client, "timeout", "120", "python3", "-c", """
-            \(raiseLimit)
-            import socket, time
-            held, outcomes = [], []
-            for i in range(\(count)):
-                s = socket.socket()
-                s.settimeout(3)
-                try:
-                    s.connect(("\(lab.gatewayAddress)", 443))
-                    s.sendall(b"x")
-                    held.append(s)
-                except OSError as e:
-                    held.append(None)
-            time.sleep(1)
-            for s in held:
-                if s is None:
-                    outcomes.append("error")
-                    continue
-                try:
-                    s.setblocking(False)
-                    s.recv(1)
-                    outcomes.append("open")
-                except BlockingIOError:
-                    outcomes.append("open")
-                except ConnectionResetError:
-                    outcomes.append("reset")
-                except OSError:
-                    outcomes.append("error")
-            print(" ".join(outcomes))
-            """]).stdout
-        return result.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ").map(String.init)
     }
 }

@@ -190,17 +190,20 @@ struct PolicyEnforcementTests {
     }
 
     /// Opens `count` connections from the client to a server in the gateway that holds what it
-    /// accepts; returns "open" or "reset" for each, a second after each sent one byte (behind synproxy
+    /// accepts; returns "open" or "reset" (or "error:...") for each, in order, a second after each sent one byte (behind synproxy
     /// the handshake completes first, and the reset answers the connection's first segment).
     func holdConnections(_ lab: LabNetwork, count: Int, to address: String? = nil) throws -> [String] {
         let destination = address ?? lab.gatewayAddress
         let family = destination.contains(":") ? "socket.AF_INET6" : "socket.AF_INET"
+        // Both ends hold every connection open: room for that many descriptors.
+        let roomForAll = "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (\(count + 512), \(count + 512)))"
         let server = try NamespacePython(namespace: lab.gateway, script: """
+            \(roomForAll)
             import socket, time
             s = socket.socket(\(family))
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("\(destination)", 443))
-            s.listen(64)
+            s.listen(4096)
             s.settimeout(15)
             print("ready")
             held = []
@@ -212,9 +215,10 @@ struct PolicyEnforcementTests {
                 pass
             """)
         defer { server.stop() }
-        let result = try Command.run(["ip", "netns", "exec", lab.client, "timeout", "30", "python3", "-c", """
+        let result = try Command.run(["ip", "netns", "exec", lab.client, "timeout", String(30 + count / 50), "python3", "-c", """
+            \(roomForAll)
             import socket, time
-            held, outcomes = [], []
+            held = []
             for i in range(\(count)):
                 s = socket.socket(\(family))
                 s.settimeout(3)
@@ -223,9 +227,13 @@ struct PolicyEnforcementTests {
                     s.sendall(b"x")
                     held.append(s)
                 except OSError as e:
-                    outcomes.append("error:" + str(e))
+                    held.append("error:" + str(e).replace(" ", "_"))
             time.sleep(1)
+            outcomes = []
             for s in held:
+                if isinstance(s, str):
+                    outcomes.append(s)
+                    continue
                 try:
                     s.setblocking(False)
                     s.recv(1)
@@ -235,7 +243,7 @@ struct PolicyEnforcementTests {
                 except ConnectionResetError:
                     outcomes.append("reset")
                 except OSError as e:
-                    outcomes.append("error:" + str(e))
+                    outcomes.append("error:" + str(e).replace(" ", "_"))
             print(" ".join(outcomes))
             """]).stdout
         return result.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ").map(String.init)

@@ -33,39 +33,58 @@ let package = Package(
         .target(name: "GatewardenBPF", plugins: ["BPFBuildPlugin"]),
         .target(name: "GatewardenBenchBPF", dependencies: ["GatewardenBPF"], plugins: ["BPFBuildPlugin"]),
 
-        // MARK: Libraries, one idea each; arrows go CLI → Exporter/Policy → Kernel → C
+        // MARK: Libraries, one job each. Arrows go one way:
+        //   CLI -> Load / Serve / Enforce -> Policy / DataPlane -> Kernel -> C modules, Core under all of them.
+        // Pure values: prefixes, rates, durations, problems, bans.
+        .target(name: "GatewardenCore"),
+        // Thin Swift over libbpf, libnftables, namespaces, bpffs, sysctls: no Gatewarden policy in here.
         .target(name: "GatewardenKernel",
-                dependencies: ["CLibBPF", "CNFTables", "CGatewardenABI", "CLinux"]),
+                dependencies: ["GatewardenCore", "CLibBPF", "CNFTables", "CGatewardenABI", "CLinux"]),
+        // Gatewarden's own kernel state: the XDP maps by concern, pins, the change lock, ban sinks per layer.
+        .target(name: "GatewardenDataPlane",
+                dependencies: ["GatewardenCore", "GatewardenKernel", "CGatewardenABI", "CLibBPF"]),
         .target(name: "GatewardenYAML", dependencies: ["Yams"]),
-        .target(name: "GatewardenPolicy", dependencies: ["GatewardenKernel", "GatewardenYAML", "Yams"]),
-        .target(name: "GatewardenExporter",
-                dependencies: ["GatewardenKernel", "CMicroHTTPD", "CZlib", "CCrypt", "CLinux", "GatewardenYAML", "Yams"]),
+        // YAML -> Policy -> nftables ruleset + XDP limits.
+        .target(name: "GatewardenPolicy",
+                dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenYAML", "Yams"]),
+        // Install, re-apply, roll back, remove.
+        .target(name: "GatewardenLoad",
+                dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy", "GatewardenBPF",
+                               "CGatewardenABI"]),
+        // The Prometheus exporter: collectors, exposition, HTTP.
+        .target(name: "GatewardenServe",
+                dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "CMicroHTTPD", "CZlib", "CCrypt",
+                               "CLinux", "GatewardenYAML", "Yams"]),
 
         // MARK: The command
         .executableTarget(name: "gatewarden",
                           dependencies: [
-                              "GatewardenBPF", "GatewardenKernel", "GatewardenPolicy", "GatewardenExporter",
+                              "GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy",
+                              "GatewardenLoad", "GatewardenServe",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                           ]),
 
         // MARK: Benchmarks (print figures; never timed tests)
         .executableTarget(name: "gatewarden-bench",
-                          dependencies: ["GatewardenBenchBPF", "GatewardenKernel"]),
+                          dependencies: ["GatewardenBenchBPF", "GatewardenCore", "GatewardenKernel", "GatewardenDataPlane"]),
         .executableTarget(name: "gatewarden-list-bench",
-                          dependencies: ["GatewardenBPF", "GatewardenKernel", "GatewardenPolicy"]),
+                          dependencies: ["GatewardenBPF", "GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy"]),
         .executableTarget(name: "gatewarden-scrape-bench",
-                          dependencies: ["GatewardenKernel", "CGatewardenABI"]),
+                          dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "CGatewardenABI"]),
 
         // MARK: Fuzzing: generated broken policies and web configs through the parsers and renderers
         .executableTarget(name: "gatewarden-fuzz",
-                          dependencies: ["GatewardenPolicy", "GatewardenExporter", "GatewardenKernel", "GatewardenTestSupport"]),
+                          dependencies: ["GatewardenCore", "GatewardenPolicy", "GatewardenServe", "GatewardenKernel", "GatewardenTestSupport"]),
 
         // MARK: Tests
-        .testTarget(name: "GatewardenExporterTests", dependencies: ["GatewardenExporter"]),
+        .testTarget(name: "GatewardenServeTests", dependencies: ["GatewardenServe", "GatewardenCore"]),
+        .testTarget(name: "GatewardenCoreTests", dependencies: ["GatewardenCore"]),
+        .testTarget(name: "GatewardenDataPlaneTests", dependencies: ["GatewardenDataPlane", "GatewardenCore", "CGatewardenABI"]),
         .target(name: "GatewardenTestSupport", path: "Tests/GatewardenTestSupport"),
-        .testTarget(name: "GatewardenPolicyTests", dependencies: ["GatewardenPolicy", "GatewardenTestSupport"]),
+        .testTarget(name: "GatewardenPolicyTests", dependencies: ["GatewardenPolicy", "GatewardenCore", "GatewardenDataPlane", "GatewardenTestSupport"]),
         .testTarget(name: "GatewardenKernelTests",
-                    dependencies: ["GatewardenKernel", "GatewardenPolicy", "GatewardenBPF", "CLinux", "GatewardenTestSupport", "gatewarden"]),
+                    dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy", "GatewardenLoad",
+                                   "GatewardenBPF", "CLinux", "GatewardenTestSupport", "gatewarden"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -9,7 +9,7 @@ import Glibc
 /// so a layout change is refused rather than misread) and pinned if new:
 ///
 ///     let object = try BPFObject(elf: bytes, name: "gatewarden_xdp")
-///     try object.pinMaps(in: layout)
+///     try object.pinMaps(at: layout.map)
 ///     try object.load()
 ///     let program = try object.programDescriptor(named: "gatewarden_xdp")
 public final class BPFObject {
@@ -54,11 +54,11 @@ public final class BPFObject {
         return names
     }
 
-    /// Gives every named map a pin path in the instance folder (call before `load`).
-    public func pinMaps(in layout: PinLayout) throws {
+    /// Gives every named map a pin path (call before `load`): `path(name)`.
+    public func pinMaps(at path: (String) -> String) throws {
         for name in mapNames {
             guard let map = bpf_object__find_map_by_name(handle, name) else { continue }
-            let result = bpf_map__set_pin_path(map, layout.map(name))
+            let result = bpf_map__set_pin_path(map, path(name))
             guard result == 0 else { throw KernelError.fromReturnCode(result, "set pin path of map \(name)") }
         }
     }

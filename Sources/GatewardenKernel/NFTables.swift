@@ -1,5 +1,6 @@
 import CNFTables
 import Foundation
+import GatewardenCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,19 +77,10 @@ public struct NFTablesSetShape: Sendable, Equatable {
         self.size = size
     }
 
-    /// A duration as nft writes it, in its largest exact unit (`30m`, `7d`). nft 1.0.6 refuses
-    /// some long durations written in seconds that it takes in days.
-    public static func durationText(seconds: UInt64) -> String {
-        for (suffix, size) in [("d", UInt64(86400)), ("h", 3600), ("m", 60)] where seconds % size == 0 && seconds > 0 {
-            return "\(seconds / size)\(suffix)"
-        }
-        return "\(seconds)s"
-    }
-
     /// The set's body after its type, in nft syntax.
     public var body: String {
         let flags = timeoutSeconds == nil ? "dynamic" : "dynamic, timeout"
-        let timeout = timeoutSeconds.map { "timeout \(Self.durationText(seconds: $0)); " } ?? ""
+        let timeout = timeoutSeconds.map { "timeout \(PolicyDuration(seconds: $0).description); " } ?? ""
         return "flags \(flags); \(timeout)size \(size); comment \"\(comment)\";"
     }
 }

@@ -10,7 +10,7 @@
 ///         options.pointee.sz = MemoryLayout<bpf_xdp_query_opts>.size
 ///         return bpf_xdp_query(ifindex, 0, options)
 ///     }
-func withZeroed<T, R>(_: T.Type, _ body: (UnsafeMutablePointer<T>) throws -> R) rethrows -> R {
+package func withZeroed<T, R>(_: T.Type, _ body: (UnsafeMutablePointer<T>) throws -> R) rethrows -> R {
     try withUnsafeTemporaryAllocation(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment) { raw in
         raw.initializeMemory(as: UInt8.self, repeating: 0)
         return try body(raw.baseAddress!.assumingMemoryBound(to: T.self))

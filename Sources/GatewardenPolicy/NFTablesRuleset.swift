@@ -1,5 +1,7 @@
 import Foundation
 import GatewardenKernel
+import GatewardenCore
+import GatewardenDataPlane
 
 /// The nftables ruleset a policy renders to: one table, `inet gatewarden`, so Gatewarden's rules
 /// never mix with the host's own and can be replaced or removed as a whole.
@@ -36,8 +38,8 @@ import GatewardenKernel
 ///     let installed = try nft.setShapes(family: NFTablesRuleset.family, table: NFTablesRuleset.tableName)
 ///     try nft.run(ruleset.applyTransaction(installed: installed))   // atomic; keeps bans and unchanged state
 public struct NFTablesRuleset: Sendable, Equatable {
-    public static let family = "inet"
-    public static let tableName = "gatewarden"
+    public static let family = GatewardenTable.family
+    public static let tableName = GatewardenTable.name
     public static let chainName = "input"
     /// The raw-priority chain that keeps SYNs to the protected ports out of conntrack.
     public static let handshakeChainName = "prerouting"

@@ -1,4 +1,6 @@
 import GatewardenKernel
+import GatewardenCore
+import GatewardenDataPlane
 
 /// What Gatewarden protects and how. One policy drives both layers: the nftables ruleset
 /// (`NFTablesRuleset`) and the XDP program's configuration maps (`xdpLimits`).

@@ -2,6 +2,8 @@ import Foundation
 import GatewardenKernel
 import GatewardenYAML
 import Yams
+import GatewardenCore
+import GatewardenDataPlane
 
 /// Reads a policy from YAML, checking every key. Unknown keys, wrong types and impossible values
 /// are all problems; the parser reports every one it finds, with its line, column and key.

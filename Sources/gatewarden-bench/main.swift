@@ -1,6 +1,8 @@
 import Foundation
 import GatewardenBenchBPF
 import GatewardenKernel
+import GatewardenCore
+import GatewardenDataPlane
 
 // gatewarden-bench: nanoseconds per packet through BPF_PROG_TEST_RUN, for
 //   - an empty XDP_PASS program (the floor),

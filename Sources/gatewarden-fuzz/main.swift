@@ -1,8 +1,9 @@
 import Foundation
-import GatewardenExporter
+import GatewardenServe
 import GatewardenKernel
 import GatewardenPolicy
 import GatewardenTestSupport
+import GatewardenCore
 
 // gatewarden-fuzz: feeds broken and edge-case policies and web configs (generated from a seed by
 // GatewardenTestSupport) to the parsers, and every policy they accept to the renderers (the

@@ -2,6 +2,8 @@ import Foundation
 import GatewardenBPF
 import GatewardenKernel
 import GatewardenPolicy
+import GatewardenCore
+import GatewardenDataPlane
 
 // gatewarden-list-bench: how long large allow and block lists take to load and to re-apply.
 //

@@ -1,6 +1,7 @@
 import CGatewardenABI
 import Foundation
 import GatewardenKernel
+import GatewardenDataPlane
 
 // gatewarden-scrape-bench: what a scrape costs as the kernel state grows.
 //

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GatewardenCore
 
 /// The `gatewarden` command: installs the kernel programs, serves their metrics.
 @main
@@ -10,11 +11,7 @@ struct Gatewarden: ParsableCommand {
         One policy drives an XDP program, which drops volumetric floods at the driver, and an nftables \
         table (inet gatewarden), which handles what needs connection state. `serve` exports both to Prometheus.
         """,
-        version: BuildVersion.string,
+        version: GatewardenVersion.string,
         subcommands: [Load.self, Unload.self, Status.self, Check.self, Render.self, Persist.self, Block.self, Unblock.self, Serve.self]
     )
-}
-
-enum BuildVersion {
-    static let string = "0.1.0"
 }

@@ -3,6 +3,8 @@ import CLibBPF
 import Foundation
 import GatewardenKernel
 import Testing
+import GatewardenCore
+import GatewardenDataPlane
 
 /// Policy bans, manual bans and bulk lists on a loaded instance: each origin keeps its own
 /// lifetime across loads, in both layers, and a large list is in force entry by entry.

@@ -1,6 +1,7 @@
 import Foundation
 import GatewardenKernel
 import Testing
+import GatewardenDataPlane
 
 /// The per-namespace change lock on its own: no root needed (a folder of the test's own stands in
 /// for /run/gatewarden).

@@ -2,6 +2,8 @@ import CGatewardenABI
 import Foundation
 import GatewardenKernel
 import Testing
+import GatewardenCore
+import GatewardenDataPlane
 
 /// Changes to one namespace run one at a time: concurrent `load`s and `block`s end with XDP and
 /// nftables running the same policy and every ban that was reported done in force.

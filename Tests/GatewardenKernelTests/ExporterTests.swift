@@ -2,6 +2,7 @@ import CGatewardenABI
 import Foundation
 import GatewardenKernel
 import Testing
+import GatewardenDataPlane
 
 /// `gatewarden serve` against the real tools that will read it: promtool, the Python client's
 /// strict OpenMetrics parser, a real Prometheus, curl with TLS and basic auth.

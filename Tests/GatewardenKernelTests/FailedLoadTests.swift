@@ -5,6 +5,9 @@ import GatewardenKernel
 import GatewardenPolicy
 import Testing
 @testable import gatewarden
+import GatewardenCore
+import GatewardenDataPlane
+import GatewardenLoad
 
 /// A `load` that fails changes nothing in either layer: the program, the maps' contents and pins,
 /// and the nftables table stay as they were, bans and counters included.
@@ -124,7 +127,7 @@ struct FailedLoadTests {
 
         var rollback = try InstallRollback(layout: layout, mapNames: Deployment.mapNames())
         let object = try BPFObject(elf: Deployment.program.bytes, name: Deployment.programName)
-        try object.pinMaps(in: layout)
+        try object.pinMaps(at: layout.map)
         try object.load()
         let policyB = try PolicyParser.parse(yaml: Self.policyB, file: "B.yaml")
         try XDPMaps(object: object).apply(policyB.xdpLimits, allowlist: policyB.allowlist)

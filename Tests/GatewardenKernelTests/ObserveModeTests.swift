@@ -2,6 +2,8 @@ import CGatewardenABI
 import Foundation
 import GatewardenKernel
 import Testing
+import GatewardenCore
+import GatewardenDataPlane
 
 /// Observe mode in the XDP program (gw_config.observe): a packet over a rate limit is counted as
 /// `would_drop` and passed, with the same bucket and offender bookkeeping as a drop; bans still drop.

@@ -4,6 +4,7 @@ import Foundation
 import GatewardenKernel
 import GatewardenPolicy
 import Testing
+import GatewardenDataPlane
 
 /// `gatewarden load --observe` and `gatewarden load` on a real veth, under traffic; and `load` over
 /// an instance whose pinned maps an earlier version laid out differently.

@@ -1,6 +1,7 @@
 import Foundation
 import GatewardenKernel
 import Testing
+import GatewardenDataPlane
 
 @Suite("persist")
 struct PersistTests {

@@ -2,6 +2,8 @@ import CGatewardenABI
 import Foundation
 import GatewardenKernel
 import Testing
+import GatewardenCore
+import GatewardenDataPlane
 
 /// Floods at multiples of the configured rate, from two CPUs at once: what passes must be
 /// rate × duration + burst within ±10%, and no CPU's updates may be lost.

@@ -1,6 +1,7 @@
 import Foundation
 import GatewardenKernel
 import Testing
+import GatewardenDataPlane
 
 private let offender: [UInt8] = [192, 0, 2, 7]
 

@@ -2,6 +2,8 @@ import CGatewardenABI
 import Foundation
 import GatewardenKernel
 import Testing
+import GatewardenCore
+import GatewardenDataPlane
 
 /// One crafted packet, the verdict the program must give it and the counter it must move.
 struct VerdictCase: CustomTestStringConvertible, Sendable {

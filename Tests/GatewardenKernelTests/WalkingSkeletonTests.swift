@@ -1,6 +1,7 @@
 import Foundation
 import GatewardenKernel
 import Testing
+import GatewardenDataPlane
 
 /// The whole path on the real kernel: load into a namespace, traffic from another, counters
 /// read back through `gatewarden serve`, reload, unload.

@@ -1,6 +1,7 @@
 import GatewardenKernel
 import Testing
 @testable import GatewardenPolicy
+import GatewardenCore
 
 @Suite("nftables ruleset rendering")
 struct NFTablesRulesetTests {

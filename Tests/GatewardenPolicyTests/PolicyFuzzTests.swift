@@ -2,6 +2,7 @@ import Foundation
 import GatewardenTestSupport
 import Testing
 @testable import GatewardenPolicy
+import GatewardenCore
 
 /// Nothing in a policy file or a web config may trap the program: `gatewarden-fuzz` runs the
 /// generated corpus (and random mutations for the rest of its time) through the parsers and, for

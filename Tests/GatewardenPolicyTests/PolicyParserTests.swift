@@ -3,6 +3,7 @@ import GatewardenKernel
 import GatewardenTestSupport
 import Testing
 @testable import GatewardenPolicy
+import GatewardenCore
 
 /// The corpus lives in Tests/Fixtures/policies/malformed; `PolicyRejectionTests` loads each one
 /// against a real table too.

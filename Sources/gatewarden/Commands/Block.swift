@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import GatewardenKernel
 import GatewardenPolicy
+import GatewardenCore
+import GatewardenDataPlane
 
 /// `gatewarden block`: bans a source network in the XDP blocklist.
 struct Block: ParsableCommand {

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import GatewardenKernel
 import GatewardenPolicy
+import GatewardenCore
+import GatewardenDataPlane
 
 /// How long a changing command (load, unload, block, unblock) waits for another one changing
 /// the same network namespace; the wait itself is `ChangeLock`'s.

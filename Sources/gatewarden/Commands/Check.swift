@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatewardenPolicy
+import GatewardenCore
 
 /// `gatewarden check`: validates a policy.
 struct Check: ParsableCommand {

@@ -1,6 +1,6 @@
 import ArgumentParser
-import CGatewardenABI
 import GatewardenKernel
+import GatewardenLoad
 
 /// Names one Gatewarden instance: an interface, in the current or a named network namespace.
 struct InstanceOptions: ParsableArguments {
@@ -18,24 +18,4 @@ struct InstanceOptions: ParsableArguments {
     }
 }
 
-/// The `--xdp-mode` choices: a fixed mode, or native with a generic fallback.
-enum XDPModeChoice: String, CaseIterable, ExpressibleByArgument {
-    case native, generic, auto
-
-    /// The `gw_xdp_mode` value recorded as requested.
-    var abiValue: UInt32 {
-        switch self {
-        case .native: return GW_XDP_MODE_NATIVE.rawValue
-        case .generic: return GW_XDP_MODE_GENERIC.rawValue
-        case .auto: return GW_XDP_MODE_AUTO.rawValue
-        }
-    }
-
-    var fixedMode: XDPMode? {
-        switch self {
-        case .native: return .native
-        case .generic: return .generic
-        case .auto: return nil
-        }
-    }
-}
+extension XDPModeChoice: ExpressibleByArgument {}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import GatewardenKernel
 import GatewardenPolicy
+import GatewardenLoad
 
 /// `gatewarden load`: attaches the XDP program and applies the nftables table.
 struct Load: ParsableCommand {

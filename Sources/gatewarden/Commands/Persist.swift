@@ -2,6 +2,9 @@ import ArgumentParser
 import Foundation
 import GatewardenKernel
 import GatewardenPolicy
+import GatewardenCore
+import GatewardenDataPlane
+import GatewardenLoad
 
 /// `gatewarden persist`: makes the protection come back at boot.
 struct Persist: ParsableCommand {

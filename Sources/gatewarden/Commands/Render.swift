@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GatewardenKernel
 import GatewardenPolicy
+import GatewardenCore
 
 /// `gatewarden render`: prints the nftables ruleset a policy renders to.
 struct Render: ParsableCommand {

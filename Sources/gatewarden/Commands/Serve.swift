@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import GatewardenExporter
+import GatewardenServe
 import GatewardenKernel
 
 /// `gatewarden serve`: the Prometheus exporter.

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import GatewardenKernel
 import CGatewardenABI
+import GatewardenCore
+import GatewardenDataPlane
 
 /// `gatewarden status`: what runs where, with which limits.
 struct Status: ParsableCommand {

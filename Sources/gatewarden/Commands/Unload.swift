@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatewardenKernel
+import GatewardenLoad
 
 /// `gatewarden unload`: removes exactly what `load` installed.
 struct Unload: ParsableCommand {

@@ -1,5 +1,6 @@
 import Foundation
 import GatewardenKernel
+import GatewardenDataPlane
 
 /// Two network namespaces joined by a veth pair: a gateway side where Gatewarden is loaded
 /// and a client side that sends traffic. Addresses come from TEST-NET-1 (192.0.2.0/24) and

@@ -2,6 +2,8 @@ import Foundation
 import GatewardenBPF
 import GatewardenKernel
 import Testing
+import GatewardenCore
+import GatewardenDataPlane
 
 /// Gatewarden's XDP program loaded into the kernel without attaching or pinning anything:
 /// private maps, driven through BPF_PROG_TEST_RUN. Released (and so unloaded) with the value.

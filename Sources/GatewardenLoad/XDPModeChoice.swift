@@ -1,0 +1,24 @@
+import CGatewardenABI
+import GatewardenKernel
+
+/// The `--xdp-mode` choices: a fixed mode, or native with a generic fallback.
+public enum XDPModeChoice: String, CaseIterable, Sendable {
+    case native, generic, auto
+
+    /// The `gw_xdp_mode` value recorded as requested.
+    public var abiValue: UInt32 {
+        switch self {
+        case .native: return GW_XDP_MODE_NATIVE.rawValue
+        case .generic: return GW_XDP_MODE_GENERIC.rawValue
+        case .auto: return GW_XDP_MODE_AUTO.rawValue
+        }
+    }
+
+    public var fixedMode: XDPMode? {
+        switch self {
+        case .native: return .native
+        case .generic: return .generic
+        case .auto: return nil
+        }
+    }
+}

@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // MARK: System libraries (found through pkg-config; Debian's -dev packages)
@@ -56,11 +57,16 @@ let package = Package(
                 dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "CMicroHTTPD", "CZlib", "CCrypt",
                                "CLinux", "GatewardenYAML", "Yams"]),
 
+        // The enforce loop: violators -> bans in both layers, remembered in SQLite.
+        .target(name: "GatewardenEnforce",
+                dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy",
+                               .product(name: "GRDB", package: "GRDB.swift")]),
+
         // MARK: The command
         .executableTarget(name: "gatewarden",
                           dependencies: [
                               "GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy",
-                              "GatewardenLoad", "GatewardenServe",
+                              "GatewardenLoad", "GatewardenServe", "GatewardenEnforce",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                           ]),
 
@@ -79,6 +85,8 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "GatewardenServeTests", dependencies: ["GatewardenServe", "GatewardenCore"]),
         .testTarget(name: "GatewardenCoreTests", dependencies: ["GatewardenCore"]),
+        .testTarget(name: "GatewardenEnforceTests", dependencies: ["GatewardenEnforce", "GatewardenCore", "GatewardenPolicy",
+                                                                  .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "GatewardenDataPlaneTests", dependencies: ["GatewardenDataPlane", "GatewardenCore", "CGatewardenABI"]),
         .target(name: "GatewardenTestSupport", path: "Tests/GatewardenTestSupport"),
         .testTarget(name: "GatewardenPolicyTests", dependencies: ["GatewardenPolicy", "GatewardenCore", "GatewardenDataPlane", "GatewardenTestSupport"]),

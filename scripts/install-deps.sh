@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # build: the C libraries Gatewarden links, and what the BPF program includes
   pkg-config libbpf-dev libnftables-dev libmicrohttpd-dev libelf-dev zlib1g-dev libcrypt-dev linux-libc-dev
+  # the enforce loop's ban store: SQLite, through GRDB
+  libsqlite3-dev
   # run and test: network namespaces and veth (tests only), nft for checks, traffic and scrapes
   iproute2 nftables curl python3
   # protection tests: a real nginx with TLS (a certificate made by openssl) under a spoofed SYN flood (raw AF_PACKET frames from Python)

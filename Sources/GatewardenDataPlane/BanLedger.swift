@@ -5,7 +5,7 @@ import GatewardenKernel
 /// Who holds a ban (`enum gw_ban_origin`). Each origin keeps its own lifetime on a prefix that
 /// several of them ban: the policy's bans last exactly while the policy lists them, a manual ban
 /// (`gatewarden block`) and an enforced one until their own expiry (or for good).
-public enum BanOrigin: Int, CaseIterable, Sendable, CustomStringConvertible {
+public enum BlocklistHolder: Int, CaseIterable, Sendable, CustomStringConvertible {
     case policy = 0
     case manual = 1
     case enforce = 2
@@ -37,7 +37,7 @@ public struct BanHolds: Equatable, Sendable {
     /// Reads an entry. Origins whose expiry has passed by `now` are dropped: they judge nothing.
     public init(entry: gw_block_entry, now: UInt64) {
         value.added_boot_ns = entry.added_boot_ns
-        for origin in BanOrigin.allCases where entry.origins & origin.bit != 0 {
+        for origin in BlocklistHolder.allCases where entry.origins & origin.bit != 0 {
             let expiry = Self.expiry(of: origin, in: entry)
             if expiry == 0 || expiry > now { hold(origin, until: expiry) }
         }
@@ -50,10 +50,10 @@ public struct BanHolds: Equatable, Sendable {
     }
 
     public var isEmpty: Bool { value.origins == 0 }
-    public var origins: Set<BanOrigin> { Set(BanOrigin.allCases.filter { value.origins & $0.bit != 0 }) }
+    public var origins: Set<BlocklistHolder> { Set(BlocklistHolder.allCases.filter { value.origins & $0.bit != 0 }) }
 
     /// The expiry of `origin`'s hold (0 = never), or nil if it holds none.
-    public func expiry(of origin: BanOrigin) -> UInt64? {
+    public func expiry(of origin: BlocklistHolder) -> UInt64? {
         value.origins & origin.bit == 0 ? nil : Self.expiry(of: origin, in: value)
     }
 
@@ -62,7 +62,7 @@ public struct BanHolds: Equatable, Sendable {
 
     /// Adds `origin`, or replaces its expiry: the origin's latest word is its lifetime. The policy's
     /// hold never expires.
-    public mutating func hold(_ origin: BanOrigin, until expiry: UInt64) {
+    public mutating func hold(_ origin: BlocklistHolder, until expiry: UInt64) {
         value.origins |= origin.bit
         Self.setExpiry(origin == .policy ? 0 : expiry, of: origin, in: &value)
         fold()
@@ -70,7 +70,7 @@ public struct BanHolds: Equatable, Sendable {
 
     /// Removes `origin`; returns whether it held the ban.
     @discardableResult
-    public mutating func release(_ origin: BanOrigin) -> Bool {
+    public mutating func release(_ origin: BlocklistHolder) -> Bool {
         guard value.origins & origin.bit != 0 else { return false }
         value.origins &= ~origin.bit
         Self.setExpiry(0, of: origin, in: &value)
@@ -85,7 +85,7 @@ public struct BanHolds: Equatable, Sendable {
 
     private mutating func fold() {
         var folded: UInt64 = 0
-        for origin in BanOrigin.allCases where value.origins & origin.bit != 0 {
+        for origin in BlocklistHolder.allCases where value.origins & origin.bit != 0 {
             let expiry = Self.expiry(of: origin, in: value)
             if expiry == 0 { folded = 0; break }
             folded = max(folded, expiry)
@@ -93,7 +93,7 @@ public struct BanHolds: Equatable, Sendable {
         value.expires_boot_ns = folded
     }
 
-    private static func expiry(of origin: BanOrigin, in entry: gw_block_entry) -> UInt64 {
+    private static func expiry(of origin: BlocklistHolder, in entry: gw_block_entry) -> UInt64 {
         switch origin {
         case .policy: return entry.origin_expires_boot_ns.0
         case .manual: return entry.origin_expires_boot_ns.1
@@ -101,7 +101,7 @@ public struct BanHolds: Equatable, Sendable {
         }
     }
 
-    private static func setExpiry(_ expiry: UInt64, of origin: BanOrigin, in entry: inout gw_block_entry) {
+    private static func setExpiry(_ expiry: UInt64, of origin: BlocklistHolder, in entry: inout gw_block_entry) {
         switch origin {
         case .policy: entry.origin_expires_boot_ns.0 = expiry
         case .manual: entry.origin_expires_boot_ns.1 = expiry
@@ -130,7 +130,7 @@ public struct BanLedger: Equatable, Sendable {
     public var count: Int { bans.count }
 
     /// Bans `prefix` for `origin` for `duration` (nil: for good), renewing the origin's hold.
-    public mutating func hold(_ prefix: AddressPrefix, for origin: BanOrigin, duration: Duration?) {
+    public mutating func hold(_ prefix: AddressPrefix, for origin: BlocklistHolder, duration: Duration?) {
         var holds = bans[prefix] ?? BanHolds()
         if holds.isEmpty { holds.addedBootNanoseconds = now }
         holds.hold(origin, until: duration.map { Self.instant(now, plus: $0) } ?? 0)
@@ -140,7 +140,7 @@ public struct BanLedger: Equatable, Sendable {
     /// Lifts `origin`'s hold on `prefix`; the entry goes when no origin holds it any more.
     /// Returns whether `origin` held it.
     @discardableResult
-    public mutating func release(_ prefix: AddressPrefix, for origin: BanOrigin) -> Bool {
+    public mutating func release(_ prefix: AddressPrefix, for origin: BlocklistHolder) -> Bool {
         guard var holds = bans[prefix], holds.release(origin) else { return false }
         bans[prefix] = holds.isEmpty ? nil : holds
         return true

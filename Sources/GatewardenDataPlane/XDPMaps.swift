@@ -220,7 +220,7 @@ public struct XDPMaps: Sendable {
 
     /// Bans `prefix` for `origin` for `duration` (nil: until lifted), renewing that origin's ban if
     /// it had one; other origins' holds on the prefix keep their own lifetime.
-    public func block(_ prefix: AddressPrefix, for duration: Duration?, origin: BanOrigin = .manual) throws {
+    public func block(_ prefix: AddressPrefix, for duration: Duration?, origin: BlocklistHolder = .manual) throws {
         try changeBans { $0.hold(prefix, for: origin, duration: duration) }
     }
 
@@ -228,7 +228,7 @@ public struct XDPMaps: Sendable {
     /// policy's ban stays until a policy without it is loaded), or nil if none of `origins` banned
     /// it, in which case no ban changed.
     @discardableResult
-    public func unblock(_ prefix: AddressPrefix, origins: Set<BanOrigin> = [.manual, .enforce]) throws -> Set<BanOrigin>? {
+    public func unblock(_ prefix: AddressPrefix, origins: Set<BlocklistHolder> = [.manual, .enforce]) throws -> Set<BlocklistHolder>? {
         try changeBans { ledger in
             var lifted = false
             for origin in origins where ledger.release(prefix, for: origin) { lifted = true }
@@ -280,7 +280,7 @@ public struct XDPMaps: Sendable {
     /// Every ban in force, in no particular order, with the origins holding it and its expiry
     /// (CLOCK_BOOTTIME nanoseconds; 0 = never). An expired entry, which judges nothing and goes
     /// with the next change, is left out.
-    public func bans() throws -> [(prefix: AddressPrefix, origins: Set<BanOrigin>, expiresBootNanoseconds: UInt64)] {
+    public func bans() throws -> [(prefix: AddressPrefix, origins: Set<BlocklistHolder>, expiresBootNanoseconds: UInt64)] {
         let read = try readBans()
         return BanLedger(entries: read.entries, now: read.now).bans.map { ($0.key, $0.value.origins, $0.value.expiry) }
     }

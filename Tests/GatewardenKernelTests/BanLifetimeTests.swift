@@ -32,8 +32,8 @@ struct BanLifetimeTests {
             lab.remove()
         }
 
-        func bans() throws -> [AddressPrefix: (origins: Set<BanOrigin>, expiry: UInt64)] {
-            var result: [AddressPrefix: (Set<BanOrigin>, UInt64)] = [:]
+        func bans() throws -> [AddressPrefix: (origins: Set<BlocklistHolder>, expiry: UInt64)] {
+            var result: [AddressPrefix: (Set<BlocklistHolder>, UInt64)] = [:]
             for ban in try lab.gatewayInstance().maps().bans() { result[ban.prefix] = (ban.origins, ban.expiresBootNanoseconds) }
             return result
         }

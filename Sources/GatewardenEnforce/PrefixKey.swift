@@ -1,0 +1,62 @@
+import GatewardenCore
+
+/// A prefix packed into two words and a length: what `ViolationTracker` hashes a million times an
+/// interval, where an `AddressPrefix` (a heap array of 16 bytes) would cost an allocation each.
+///
+/// The address is the 16-byte IPv4-mapped form the XDP maps use, big-endian in `high` and `low`.
+///
+///     let key = PrefixKey(try AddressPrefix("203.0.113.0/24"))
+///     key.mappedLength   // 120
+///     key.prefix         // 203.0.113.0/24
+public struct PrefixKey: Hashable, Sendable, CustomStringConvertible {
+    /// Bytes 0..<8 of the mapped address, big-endian.
+    public let high: UInt64
+    /// Bytes 8..<16 of the mapped address, big-endian.
+    public let low: UInt64
+    /// The prefix length over the 128-bit mapped form (IPv4 /24 is 120).
+    public let mappedLength: UInt8
+
+    /// The key of a mapped address and length; bits past the length are cleared, a length past
+    /// 128 is taken as 128, so any input names a well-formed prefix.
+    public init(high: UInt64, low: UInt64, mappedLength: Int) {
+        let length = min(max(mappedLength, 0), 128)
+        self.mappedLength = UInt8(length)
+        self.high = high & Self.mask(bits: min(length, 64))
+        self.low = low & Self.mask(bits: max(length - 64, 0))
+    }
+
+    public init(_ prefix: AddressPrefix) {
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        for (index, byte) in prefix.bytes.prefix(16).enumerated() {
+            if index < 8 {
+                high = high << 8 | UInt64(byte)
+            } else {
+                low = low << 8 | UInt64(byte)
+            }
+        }
+        self.init(high: high, low: low, mappedLength: prefix.mappedLength)
+    }
+
+    /// Whether the key is an IPv4 prefix: inside ::ffff:0:0/96, as the XDP maps write IPv4.
+    public var isIPv4: Bool {
+        high == 0 && low >> 32 == 0xffff && mappedLength >= 96
+    }
+
+    /// The prefix this key stands for.
+    public var prefix: AddressPrefix {
+        let bytes = (0..<16).map { index -> UInt8 in
+            let word = index < 8 ? high : low
+            return UInt8(truncatingIfNeeded: word >> (8 * (7 - index % 8)))
+        }
+        let ipv4 = isIPv4
+        return AddressPrefix(uncheckedBytes: bytes, length: Int(mappedLength) - (ipv4 ? 96 : 0), isIPv4: ipv4)
+    }
+
+    public var description: String { prefix.description }
+
+    /// A word with its `bits` most significant bits set.
+    private static func mask(bits: Int) -> UInt64 {
+        bits >= 64 ? .max : bits <= 0 ? 0 : ~(UInt64.max >> UInt64(bits))
+    }
+}

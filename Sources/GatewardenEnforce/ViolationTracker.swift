@@ -1,4 +1,5 @@
 import GatewardenCore
+import GatewardenPolicy
 
 /// Remembers, per prefix, the enforce intervals in which it had drops, and names the prefixes that
 /// had drops in at least `violations` distinct intervals within the last `windowIntervals`: the

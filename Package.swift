@@ -59,7 +59,7 @@ let package = Package(
 
         // The enforce loop: violators -> bans in both layers, remembered in SQLite.
         .target(name: "GatewardenEnforce",
-                dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy",
+                dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy", "GatewardenLoad",
                                .product(name: "GRDB", package: "GRDB.swift")]),
 
         // MARK: The command

@@ -13,13 +13,16 @@ public protocol BanSink {
     /// The managed bans this layer holds now, with their expiry (nil: for good).
     func installed(now: Date) throws -> [AddressPrefix: Date?]
 
-    /// Makes every ban of `wanted` present until at least its expiry: adds the missing ones and
-    /// extends the shorter ones; leaves every other ban as it is. Returns how many it wrote.
+    /// Makes every ban of `wanted` present until at least its expiry, held for `holder` (manual
+    /// bans and enforced ones keep separate lifetimes where a layer records who holds a ban): adds
+    /// the missing ones and extends the shorter ones; leaves every other ban as it is. Returns how
+    /// many it wrote.
     @discardableResult
-    func hold(_ wanted: [AddressPrefix: Date?], now: Date) throws -> Int
+    func hold(_ wanted: [AddressPrefix: Date?], for holder: BlocklistHolder, now: Date) throws -> Int
 
-    /// Lifts the managed bans on `prefixes` (exact prefixes, not what they contain).
-    func lift(_ prefixes: [AddressPrefix]) throws
+    /// Lifts `holders`' bans on `prefixes` (exact prefixes, not what they contain); a layer that
+    /// records no holders lifts the ban once `remaining` says no holder is left.
+    func lift(_ prefixes: [AddressPrefix], for holders: Set<BlocklistHolder>, lastHolder: Bool) throws
 }
 
 extension BanSink {

@@ -46,7 +46,7 @@ public struct NFTablesBanSink: BanSink {
     }
 
     @discardableResult
-    public func hold(_ wanted: [AddressPrefix: Date?], now: Date) throws -> Int {
+    public func hold(_ wanted: [AddressPrefix: Date?], for holder: BlocklistHolder, now: Date) throws -> Int {
         let nft = try NFTables(namespace: namespace)
         guard try nft.tableExists(family: GatewardenTable.family, name: GatewardenTable.name) else {
             throw TableMissing(namespace: namespace)
@@ -85,7 +85,8 @@ public struct NFTablesBanSink: BanSink {
         return additions.count
     }
 
-    public func lift(_ prefixes: [AddressPrefix]) throws {
+    public func lift(_ prefixes: [AddressPrefix], for holders: Set<BlocklistHolder>, lastHolder: Bool) throws {
+        guard lastHolder else { return }
         let nft = try NFTables(namespace: namespace)
         guard try nft.tableExists(family: GatewardenTable.family, name: GatewardenTable.name) else { return }
         let held = try installed(now: Date())
@@ -115,7 +116,7 @@ public struct NFTablesBanSink: BanSink {
     }
 
     /// The elements of a `list set` JSON listing, with their remaining seconds (nil: no expiry).
-    static func elements(inListing json: String) -> [(AddressPrefix, TimeInterval?)] {
+    public static func elements(inListing json: String) -> [(AddressPrefix, TimeInterval?)] {
         guard let root = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
               let objects = root["nftables"] as? [[String: Any]] else { return [] }
         var found: [(AddressPrefix, TimeInterval?)] = []

@@ -2,9 +2,9 @@ import Foundation
 import GatewardenCore
 import GatewardenKernel
 
-/// The XDP layer: the blocklist of every Gatewarden instance (interface) in a namespace. Bans are
-/// held for `BlocklistHolder.enforce`, beside any policy or legacy manual hold on the same prefix,
-/// each keeping its own lifetime. Expiries are written on the boot clock the program reads, from
+/// The XDP layer: the blocklist of every Gatewarden instance (interface) in a namespace. A ban is
+/// held for `BlocklistHolder.manual` (an operator's) or `.enforce` (the loop's), beside the
+/// policy's hold on the same prefix, each keeping its own lifetime. Expiries are written on the boot clock the program reads, from
 /// the wall-clock deadline: after a reboot they are written again from the same deadlines.
 public struct XDPBanSink: BanSink {
     public let layer = BanLayer.xdp
@@ -43,15 +43,15 @@ public struct XDPBanSink: BanSink {
     }
 
     @discardableResult
-    public func hold(_ wanted: [AddressPrefix: Date?], now: Date) throws -> Int {
+    public func hold(_ wanted: [AddressPrefix: Date?], for holder: BlocklistHolder, now: Date) throws -> Int {
         var written = 0
         for (_, maps) in instances() {
             try maps.changeBans { ledger in
                 for (prefix, expiry) in wanted {
-                    let current = ledger.bans[prefix]?.expiry(of: .enforce)
+                    let current = ledger.bans[prefix]?.expiry(of: holder)
                     let wantedBoot = expiry.map { Self.bootNanoseconds(of: $0, now: now, bootNow: ledger.now) } ?? 0
                     if let current, current == 0 || (wantedBoot != 0 && wantedBoot <= current + 2_000_000_000) { continue }
-                    ledger.hold(prefix, for: .enforce, duration: expiry.map { .seconds(max($0.timeIntervalSince(now), 1)) })
+                    ledger.hold(prefix, for: holder, duration: expiry.map { .seconds(max($0.timeIntervalSince(now), 1)) })
                     written += 1
                 }
             }
@@ -59,12 +59,11 @@ public struct XDPBanSink: BanSink {
         return written
     }
 
-    public func lift(_ prefixes: [AddressPrefix]) throws {
+    public func lift(_ prefixes: [AddressPrefix], for holders: Set<BlocklistHolder>, lastHolder: Bool) throws {
         for (_, maps) in instances() {
             try maps.changeBans { ledger in
                 for prefix in prefixes {
-                    ledger.release(prefix, for: .enforce)
-                    ledger.release(prefix, for: .manual)
+                    for holder in holders { ledger.release(prefix, for: holder) }
                 }
             }
         }

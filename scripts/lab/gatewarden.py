@@ -135,7 +135,7 @@ class Exporter:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise LabError("gatewarden serve exited: " + open(log_path).read()[-400:])
+                raise LabError(f"gatewarden serve exited ({self.process.returncode}): " + open(log_path).read()[-400:])
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/healthy", timeout=1).read()
                 return

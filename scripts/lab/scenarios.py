@@ -10,7 +10,7 @@ new-connection client run alongside in both (legit.py, from 203.0.113.0/24 on a 
 from dataclasses import dataclass, field
 
 SINGLE_SOURCE = "198.51.100.7"
-SLOWLORIS_SOURCES = [f"192.0.2.{i}" for i in range(10, 16)]
+SLOWLORIS_SOURCES = [f"192.0.2.{i}" for i in range(10, 18)]
 STUFFING_SOURCES = [f"100.100.{i}.2" for i in range(100)]
 # Distributed: 4,096 sources, 16 in each of 256 /24s of 100.64.0.0/16, ordered so that consecutive frames
 # rotate through the /24s (each /24 gets an even share at any moment).

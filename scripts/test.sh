@@ -24,7 +24,7 @@ if [ "$(id -u)" -eq 0 ] && [ $# -eq 0 ]; then
   # The attack lab at a short duration (~1.5 minutes): every scenario without and with Gatewarden against a
   # real nginx; it fails naming the assertion that broke (legitimate clients >= 99% with Gatewarden, the
   # single-source flood >= 99% dropped at XDP, the distributed /24s held to their limit, nothing left behind).
-  GATEWARDEN_BIN=.build/debug/gatewarden bash scripts/lab.sh --seconds 5 --check
+  GATEWARDEN_BIN=.build/debug/gatewarden bash scripts/lab.sh --seconds 5 --check --svg .build/lab.svg
   # End to end against a real Prometheus and Alertmanager: alerts fire and resolve, every panel has data.
   bash scripts/e2e-monitoring.sh
 fi

@@ -120,7 +120,7 @@ SCENARIOS = [
              _distributed, routes=["100.64.0.0/16"], policy=DISTRIBUTED_POLICY, check=check_distributed),
     Scenario("syn-flood", "spoofed SYNs from random sources in 198.18.0.0/15 as fast as one CPU sends",
              _syn_flood, routes=["198.18.0.0/15"]),
-    Scenario("slowloris", f"{len(SLOWLORIS_SOURCES)} sources holding 100 unfinished requests each on port 80",
+    Scenario("slowloris", f"{len(SLOWLORIS_SOURCES)} sources each keeping 100 connections open on port 80 with unfinished requests (re-opened when closed)",
              _slowloris, addresses=[f"{a}/24" for a in SLOWLORIS_SOURCES]),
     Scenario("credential-stuffing", f"logins on 8443 from {len(STUFFING_SOURCES)} /24s, each 5 at once then one every 1.5 s "
              "(twice the auth port's 20/minute per /24), a new TLS connection each",

@@ -135,6 +135,9 @@ class Lab:
             "legit_p50_ms": max((o["p50_ms"] for o in legit if o["p50_ms"] is not None), default=None),
             "legit_p99_ms": max((o["p99_ms"] for o in legit if o["p99_ms"] is not None), default=None),
             "legit_errors": [e for o in legit for e in o["errors"]][:3],
+            # Each client on its own: a keep-alive connection and a new connection per request fare differently.
+            "legit_keep_alive": {k: legit[0][k] for k in ("ok", "failed", "p50_ms", "p99_ms")},
+            "legit_new_connections": {k: legit[1][k] for k in ("ok", "failed", "p50_ms", "p99_ms")},
             "attack_outcome": {k: v for o in outcomes for k, v in o.items() if k != "seconds"},
             "samples": samples,
         }

@@ -12,7 +12,6 @@ import os
 import tempfile
 import time
 
-from cleanup import Cleanup  # noqa: F401  (the type the caller passes)
 from gatewarden import Exporter, Gatewarden
 from network import LabNetwork
 from nginx import Nginx, NginxConfig

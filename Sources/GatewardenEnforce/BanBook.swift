@@ -73,6 +73,8 @@ public struct BanBook {
         if !remaining.contains(where: { $0.origin == .manual }) { released.insert(.manual) }
         if !remaining.contains(where: { $0.origin.isEnforced }) { released.insert(.enforce) }
         for sink in sinks { try sink.lift([prefix], for: released, lastHolder: remaining.isEmpty) }
+        // A narrower ban the lifted one covered in nftables' interval set goes in now.
+        _ = try apply(now: now)
         return removed
     }
 

@@ -58,8 +58,10 @@ let package = Package(
                                "CLinux", "GatewardenYAML", "Yams"]),
 
         // The enforce loop: violators -> bans in both layers, remembered in SQLite.
+        // It reports through the exporter's collector interface (its one arrow to a sibling).
         .target(name: "GatewardenEnforce",
                 dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy", "GatewardenLoad",
+                               "GatewardenServe",
                                .product(name: "GRDB", package: "GRDB.swift")]),
 
         // MARK: The command

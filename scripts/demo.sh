@@ -16,6 +16,10 @@ bash scripts/install-deps.sh
 swift build -c release --product gatewarden
 bin=.build/release/gatewarden
 
+# The enforce loop (run by `serve`) keeps its ban store here, not in the host's /var/lib/gatewarden.
+export GATEWARDEN_STATE_DIR
+GATEWARDEN_STATE_DIR=$(mktemp -d /tmp/gatewarden-demo-state.XXXXXX)
+
 pids=()
 cleanup() {
   set +e
@@ -23,6 +27,7 @@ cleanup() {
   "$bin" unload --interface "$gateway_if" --netns "$gateway_ns" >/dev/null 2>&1
   ip netns del "$client_ns" 2>/dev/null
   ip netns del "$gateway_ns" 2>/dev/null
+  rm -rf "$GATEWARDEN_STATE_DIR"
   echo "demo: removed the lab namespaces and everything loaded in them"
 }
 trap cleanup EXIT

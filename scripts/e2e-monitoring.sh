@@ -282,7 +282,9 @@ webhook_url=http://127.0.0.1:$webhook_port
 am_url=http://127.0.0.1:$am_port
 prom_url=http://127.0.0.1:$prom_port
 
-start exporter "$gw" serve --netns "$gw_ns" --web.listen-address "127.0.0.1:$exporter_port"
+# --no-enforce: the phases below remove the table and the program on purpose, which the enforce
+# loop would put back before the alerts could fire.
+start exporter "$gw" serve --no-enforce --netns "$gw_ns" --web.listen-address "127.0.0.1:$exporter_port"
 wait_http "$exporter_url/-/ready" "gatewarden serve" exporter
 
 start webhook "$py" "$helper" webhook "$webhook_port" "$tmp/webhook.jsonl"

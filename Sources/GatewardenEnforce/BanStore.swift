@@ -198,6 +198,25 @@ public final class BanStore: Sendable {
         try entries(where: "1", arguments: [])
     }
 
+    /// How many bans are in force at `date`, by origin: applied, and recorded by observe mode. One
+    /// counting query, so a scrape costs the same with 65,000 bans as with ten.
+    public func counts(at date: Date) throws(BanStore.Error) -> [BanOrigin: (applied: Int, observed: Int)] {
+        try read { db in
+            var counts: [BanOrigin: (applied: Int, observed: Int)] = [:]
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT origin, applied, COUNT(*) FROM bans WHERE expires IS NULL OR expires > ? GROUP BY origin, applied
+                """, arguments: [date.timeIntervalSince1970])
+            for row in rows {
+                guard let origin = BanOrigin(rawValue: row[0]) else { continue }
+                let count: Int = row[2]
+                var entry = counts[origin] ?? (0, 0)
+                if (row[1] as Int) == 1 { entry.applied += count } else { entry.observed += count }
+                counts[origin] = entry
+            }
+            return counts
+        }
+    }
+
     /// How many offences of `prefix` (any origin) are recorded, only those after `since` if given.
     public func offences(of prefix: AddressPrefix, since: Date? = nil) throws(BanStore.Error) -> Int {
         try read { db in

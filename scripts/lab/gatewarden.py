@@ -129,7 +129,9 @@ class Exporter:
         log_path = os.path.join(folder, "serve.log")
         with open(log_path, "w") as log:
             self.process = subprocess.Popen(
-                [binary, "serve", "--netns", namespace, "--web.listen-address", f"127.0.0.1:{self.port}"],
+                # --no-enforce: the lab measures what each layer does to the traffic it is sent; bans by the
+                # enforce loop would move a source from one counter to another between runs.
+                [binary, "serve", "--no-enforce", "--netns", namespace, "--web.listen-address", f"127.0.0.1:{self.port}"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         cleanup.push(f"gatewarden serve (pid {self.process.pid})", lambda: end_group(self.process))
         deadline = time.monotonic() + 15

@@ -1,20 +1,27 @@
 import ArgumentParser
 import Foundation
+import GatewardenEnforce
 import GatewardenServe
 import GatewardenKernel
 
-/// `gatewarden serve`: the Prometheus exporter.
+/// `gatewarden serve`: the Prometheus exporter, and the enforce loop beside it.
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve Prometheus metrics read live from nftables and the XDP maps.",
+        abstract: "Serve Prometheus metrics read live from nftables and the XDP maps, and run the enforce loop.",
         discussion: """
         Listens in the namespace the command starts in; with --netns, reads nftables inside that \
-        namespace and the XDP pins made for it. Stopping the exporter never stops the protection.
+        namespace and the XDP pins made for it. Unless --no-enforce, it also runs the enforce loop \
+        (see `gatewarden enforce --help`) with --policy: one long-running process per host. Stopping it \
+        never stops the protection and never lifts a ban.
         """
     )
 
-    @Option(name: .customLong("netns"), help: ArgumentHelp("The network namespace whose Gatewarden to export.", valueName: "name"))
-    var netns: String?
+    @OptionGroup var state: BanStateOptions
+
+    @OptionGroup var policyOptions: PolicyOptions
+
+    @Flag(name: .customLong("no-enforce"), help: "Export only: do not run the enforce loop in this process.")
+    var noEnforce = false
 
     @Option(name: .customLong("web.listen-address"), help: "Address to listen on: :PORT, HOST:PORT or [IPv6]:PORT.")
     var listenAddress: String = ":10099"
@@ -57,7 +64,8 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        let namespace = try NetworkNamespace(optionalName: netns)
+        let namespace = try state.namespace()
+        let loop = noEnforce ? nil : try EnforceRunner.makeLoop(state: state, policy: try policyOptions.load())
         var configuration = MetricsHTTPServer.Configuration(listenAddress: try ListenAddress(parsing: listenAddress))
         configuration.telemetryPath = telemetryPath
         configuration.maxRequests = maxRequests
@@ -72,6 +80,7 @@ struct Serve: ParsableCommand {
                 try NFTablesCollector(namespace: namespace),
                 XDPCollector(namespace: namespace, topK: topK),
                 ConntrackCollector(namespace: namespace),
+                EnforceCollector(stateDirectory: state.directory, store: loop?.book.store),
                 ProcessCollector(),
             ],
             constantFamilies: [BuildInfo.family],
@@ -89,7 +98,17 @@ struct Serve: ParsableCommand {
             FileHandle.standardError.write(Data(
                 "gatewarden: no bpffs at \(bpffs.path) yet: no XDP instance to read until `gatewarden load` mounts it\n".utf8))
         }
+        let stopEnforcing = StopFlag()
+        if let loop {
+            FileHandle.standardError.write(Data(("gatewarden: enforcing \(policyOptions.source) in \(namespace); "
+                + "ban store \(state.directory)\n").utf8))
+            Thread { loop.run(until: { stopEnforcing.isSet }); stopEnforcing.finished() }.start()
+        } else {
+            stopEnforcing.finished()
+        }
         let signal = stopSignals.wait()
+        stopEnforcing.set()
+        stopEnforcing.waitFinished()
         server.stop()
         FileHandle.standardError.write(Data("gatewarden: stopped on signal \(signal)\n".utf8))
     }

@@ -8,12 +8,14 @@ final class ExporterProcess {
     /// curl options every request needs (credentials, CA).
     let curlOptions: [String]
 
-    init(arguments: [String], scheme: String = "http", curlOptions: [String] = []) throws {
+    /// Without `enforce`, the exporter alone (`--no-enforce`): a test of metrics never has the loop
+    /// banning its traffic or repairing what it removed.
+    init(arguments: [String], scheme: String = "http", curlOptions: [String] = [], enforce: Bool = false) throws {
         self.scheme = scheme
         self.curlOptions = curlOptions
         port = try Self.freePort()
         process.executableURL = URL(fileURLWithPath: GatewardenBinary.path)
-        process.arguments = ["serve", "--web.listen-address", "127.0.0.1:\(port)"] + arguments
+        process.arguments = ["serve", "--web.listen-address", "127.0.0.1:\(port)"] + (enforce ? [] : ["--no-enforce"]) + arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.standardError
         try process.run()

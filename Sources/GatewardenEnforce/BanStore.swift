@@ -49,6 +49,11 @@ public final class BanStore: Sendable {
     public struct Entry: Sendable, Equatable {
         public var ban: Ban
         public var applied: Bool
+
+        public init(ban: Ban, applied: Bool) {
+            self.ban = ban
+            self.applied = applied
+        }
     }
 
     /// Opens (creating when missing) `<directory>/gatewarden.sqlite`. Refuses, naming the file, a

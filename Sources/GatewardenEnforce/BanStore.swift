@@ -43,6 +43,12 @@ public final class BanStore: Sendable {
         public var alreadyBanned = 0
         /// Candidates left out because `limit` new bans were written; still due, not recorded.
         public var deferred: [BanCandidate] = []
+
+        public init(bans: [Ban] = [], alreadyBanned: Int = 0, deferred: [BanCandidate] = []) {
+            self.bans = bans
+            self.alreadyBanned = alreadyBanned
+            self.deferred = deferred
+        }
     }
 
     /// A ban as stored: whether the kernel has it (`applied`) or observe mode only recorded it.

@@ -39,6 +39,11 @@ public struct ViolationTracker: Sendable {
         public var promoted: [PrefixKey] = []
         /// Prefixes of this call that were new while the tracker was full, so not tracked.
         public var untracked = 0
+
+        public init(promoted: [PrefixKey] = [], untracked: Int = 0) {
+            self.promoted = promoted
+            self.untracked = untracked
+        }
     }
 
     // Per-slot state in flat arrays: one allocation each, however many prefixes are tracked.

@@ -32,14 +32,11 @@ public struct PrefixKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     public init(_ prefix: AddressPrefix) {
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        for (index, byte) in prefix.bytes.prefix(16).enumerated() {
-            if index < 8 {
-                high = high << 8 | UInt64(byte)
-            } else {
-                low = low << 8 | UInt64(byte)
-            }
+        let (high, low) = prefix.bytes.withUnsafeBytes { raw -> (UInt64, UInt64) in
+            // AddressPrefix always holds 16 bytes; anything else would be a bug there, not a crash here.
+            guard raw.count >= 16 else { return (0, 0) }
+            return (UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self)),
+                    UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
         }
         self.init(high: high, low: low, mappedLength: prefix.mappedLength, isIPv4: prefix.isIPv4)
     }

@@ -8,7 +8,9 @@ import GatewardenCore
 /// When the tracker is full, new prefixes are not tracked and are counted as untracked (the loop
 /// exports the count); prefixes already tracked keep being counted, and a prefix whose last drop
 /// left the window is forgotten at the next interval. A spoofed flood of one-off sources therefore
-/// never promotes anyone and never grows the tracker past `capacity`.
+/// never promotes anyone and never grows the tracker past `capacity`. While it is full, whoever
+/// comes first in an interval gets the free slots: pass the heaviest droppers first, so a flood of
+/// light one-offs cannot crowd out a real offender.
 ///
 ///     var tracker = ViolationTracker(violations: 5, windowIntervals: 6)
 ///     for interval in 1...5 {

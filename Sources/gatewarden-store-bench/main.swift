@@ -147,10 +147,16 @@ report("tracker: \(options.keys / 5) persistent + rest one-off, promoting", stea
 print("tracker: flood interval left \(untracked) keys untracked, \(tracked) tracked (capacity \(ViolationTracker.defaultCapacity)); "
       + "the steady run promoted \(promotions)")
 
-// Keys built from AddressPrefix values, as a loop holding prefixes would pass them.
-let prefixes = flood.prefix(options.keys / 4).map(\.prefix)
+// A first interval: a quarter million new keys into an empty tracker, as keys and as AddressPrefix
+// values (what a loop holding prefixes would pass; the conversion to keys is included).
+let newKeys = Array(flood.prefix(options.keys / 4))
+let prefixes = newKeys.map(\.prefix)
+var keysCost: [Double] = []
 for _ in 0..<options.runs {
     var tracker = ViolationTracker(.seedDefaults)
+    keysCost.append(seconds { _ = tracker.record(interval: 1, offenders: newKeys) })
+    tracker = ViolationTracker(.seedDefaults)
     prefixCost.append(seconds { _ = tracker.record(interval: 1, offenders: prefixes) })
 }
-report("tracker: \(prefixes.count) AddressPrefix offenders (key conversion included)", prefixCost, per: prefixes.count)
+report("tracker: \(newKeys.count) new keys into an empty tracker", keysCost, per: newKeys.count, baseline: median(baseline))
+report("tracker: the same as AddressPrefix (key conversion included)", prefixCost, per: prefixes.count, baseline: median(baseline))

@@ -59,7 +59,7 @@ let package = Package(
 
         // The enforce loop: violators -> bans in both layers, remembered in SQLite.
         .target(name: "GatewardenEnforce",
-                dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy",
+                dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy", "GatewardenLoad",
                                .product(name: "GRDB", package: "GRDB.swift")]),
 
         // MARK: The command
@@ -77,7 +77,7 @@ let package = Package(
                           dependencies: ["GatewardenBPF", "GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy"]),
         .executableTarget(name: "gatewarden-scrape-bench",
                           dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "CGatewardenABI"]),
-        .executableTarget(name: "gatewarden-store-bench", dependencies: ["GatewardenEnforce", "GatewardenCore"]),
+        .executableTarget(name: "gatewarden-store-bench", dependencies: ["GatewardenEnforce", "GatewardenCore", "GatewardenPolicy"]),
 
         // MARK: Fuzzing: generated broken policies and web configs through the parsers and renderers
         .executableTarget(name: "gatewarden-fuzz",

@@ -10,8 +10,10 @@ packages=(
   libsqlite3-dev
   # run and test: network namespaces and veth (tests only), nft for checks, traffic and scrapes
   iproute2 nftables curl python3
-  # protection tests: a real nginx with TLS (a certificate made by openssl) under a spoofed SYN flood (raw AF_PACKET frames from Python)
-  nginx-light openssl
+  # protection tests and the attack lab (scripts/lab.sh): a real nginx with TLS (a certificate made by openssl)
+  # under floods of raw AF_PACKET frames from Python; tc (iproute2) queues the clients' veths, taskset and
+  # nsenter (util-linux) pin generators and read counters in the lab's namespaces
+  nginx-light openssl util-linux
   # persist tests: systemd-analyze verify reads the boot unit
   systemd
   # monitoring checks: promtool (rules, metrics), a real Prometheus and Alertmanager, the Python

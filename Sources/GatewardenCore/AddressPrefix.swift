@@ -78,6 +78,21 @@ public struct AddressPrefix: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The network of `length` (in the prefix's own family) that contains this one: a source's /24,
+    /// an IPv6 source's /64. A length beyond this prefix's keeps it as it is.
+    ///
+    ///     try AddressPrefix("198.51.100.7").widened(to: 24)   // 198.51.100.0/24
+    public func widened(to length: Int) -> AddressPrefix {
+        guard length < self.length, length >= 0 else { return self }
+        let wider = AddressPrefix(uncheckedBytes: bytes, length: length, isIPv4: isIPv4)
+        return AddressPrefix(uncheckedBytes: wider.masked(bytes), length: length, isIPv4: isIPv4)
+    }
+
+    /// Whether `other` lies inside this prefix (or is it).
+    public func contains(_ other: AddressPrefix) -> Bool {
+        isIPv4 == other.isIPv4 && length <= other.length && overlaps(other)
+    }
+
     /// Whether `other` lies inside this prefix or this inside it.
     public func overlaps(_ other: AddressPrefix) -> Bool {
         let shorter = mappedLength <= other.mappedLength ? self : other

@@ -285,6 +285,12 @@ public struct XDPMaps: Sendable {
         return BanLedger(entries: read.entries, now: read.now).bans.map { ($0.key, $0.value.origins, $0.value.expiry) }
     }
 
+    /// Every entry in force with the holds on it (expired holds left out).
+    public func holds() throws -> [AddressPrefix: BanHolds] {
+        let read = try readBans()
+        return BanLedger(entries: read.entries, now: read.now).bans
+    }
+
     /// Carries the bans of `old`, a blocklist of the layout before ban origins (ABI 6: expiry and
     /// added time only), into this one as manual bans with their expiry: a ban is never lost to an
     /// upgrade. Expired entries are left behind. Call before anything else writes the blocklist.

@@ -1,3 +1,4 @@
+import GatewardenPolicy
 /// How long the n-th offence of a prefix is banned: `banFor * 2^(n-1)`, capped at `maxBan`, plus a
 /// little jitter (at most +10%, never past `maxBan`), as fail2ban's `bantime.increment` does.
 /// Offences count while they are younger than `history`.

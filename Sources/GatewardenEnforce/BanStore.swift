@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import GatewardenCore
+import GatewardenPolicy
 import GRDB
 
 /// The bans and the offence history, in SQLite, so bans outlive kill -9, restarts and reboots.

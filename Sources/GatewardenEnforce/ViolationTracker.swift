@@ -1,4 +1,5 @@
 import GatewardenCore
+import GatewardenPolicy
 
 /// Remembers, per prefix, the enforce intervals in which it had drops, and names the prefixes that
 /// had drops in at least `violations` distinct intervals within the last `windowIntervals`: the
@@ -20,8 +21,9 @@ import GatewardenCore
 public struct ViolationTracker: Sendable {
     /// The default bound on tracked prefixes: 2^18, a few tens of megabytes at most.
     public static let defaultCapacity = 262_144
-    /// The largest `violations` accepted: each tracked prefix keeps its last `violations` intervals.
-    public static let maximumViolations = 64
+    /// The largest `violations` accepted (the policy's limit): each tracked prefix keeps its last
+    /// `violations` intervals with drops.
+    public static let maximumViolations = EnforceSettings.maximumViolations
 
     /// In how many distinct intervals a prefix must have had drops.
     public let violations: Int

@@ -22,3 +22,11 @@ public enum XDPModeChoice: String, CaseIterable, Sendable {
         }
     }
 }
+
+extension XDPModeChoice {
+    /// The choice a loader record names as requested (`gw_loader_info.requested_mode`).
+    public init?(abiValue: UInt32) {
+        guard let choice = Self.allCases.first(where: { $0.abiValue == abiValue }) else { return nil }
+        self = choice
+    }
+}

@@ -59,6 +59,9 @@ public struct Policy: Sendable, Equatable {
     public var ctMarkDrop: UInt32?
 
     /// The XDP layer.
+    /// When the enforce loop bans persistent violators (`gatewarden enforce`, or inside `serve`).
+    public var enforce = EnforceSettings.seedDefaults
+
     public var xdpEnabled = true
     public var xdpSourcesMapSize = Int(1 << 20)
     public var xdpSubnetsMapSize = Int(1 << 18)

@@ -96,6 +96,7 @@ public struct PolicyParser {
             case "log_prefix": policy.logPrefix = logPrefix(value, key)
             case "ct_mark_drop": policy.ctMarkDrop = integer(value, key, in: 1...Int(UInt32.max)).map(UInt32.init)
             case "xdp": readXDP(value, into: &policy)
+            case "enforce": readEnforce(value, into: &policy)
             default: problem(keyNode, key, "unknown key")
             }
         }
@@ -157,6 +158,32 @@ public struct PolicyParser {
             }
             return true
         }
+    }
+
+    private mutating func readEnforce(_ node: Node, into policy: inout Policy) {
+        forEachKey(node, "enforce") { parser, key, value, path in
+            var settings = policy.enforce
+            func duration(_ current: Duration) -> Duration { parser.duration(value, path).map(Duration.init) ?? current }
+            switch key {
+            case "interval":
+                settings.interval = duration(settings.interval)
+                if settings.interval > .seconds(3600) {
+                    parser.problem(value, path, "expected at most 1h")
+                    settings.interval = policy.enforce.interval
+                }
+            case "violations": settings.violations = parser.integer(value, path, in: 1...EnforceSettings.maximumViolations) ?? settings.violations
+            case "window": settings.window = duration(settings.window)
+            case "ban_for": settings.banFor = duration(settings.banFor)
+            case "max_ban": settings.maxBan = duration(settings.maxBan)
+            case "history": settings.history = duration(settings.history)
+            case "max_new_bans": settings.maxNewBansPerInterval = parser.integer(value, path, in: 1...100_000) ?? settings.maxNewBansPerInterval
+            default: return false
+            }
+            policy.enforce = settings
+            return true
+        }
+        // Keys that are each fine but contradict one another: reported at the section.
+        for message in policy.enforce.problems { problem(node, "enforce", message) }
     }
 
     private mutating func readXDP(_ node: Node, into policy: inout Policy) {

@@ -1,6 +1,7 @@
 import Foundation
 import GatewardenCore
 import GatewardenEnforce
+import GatewardenPolicy
 
 // gatewarden-store-bench: what the enforce loop's pure parts cost, as medians of a few runs.
 //

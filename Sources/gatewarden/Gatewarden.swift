@@ -12,6 +12,7 @@ struct Gatewarden: ParsableCommand {
         table (inet gatewarden), which handles what needs connection state. `serve` exports both to Prometheus.
         """,
         version: GatewardenVersion.string,
-        subcommands: [Load.self, Unload.self, Status.self, Check.self, Render.self, Persist.self, Block.self, Unblock.self, Serve.self]
+        subcommands: [Load.self, Unload.self, Status.self, Check.self, Render.self, Persist.self, Bans.self, Block.self, Unblock.self,
+                      Enforce.self, Serve.self]
     )
 }

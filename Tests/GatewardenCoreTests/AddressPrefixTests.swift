@@ -24,3 +24,23 @@ struct AddressPrefixTests {
         #expect(throws: AddressPrefix.ParseError.self) { try AddressPrefix(text) }
     }
 }
+
+/// Widening a source to its subnet, and containment: what bans and the allowlist are judged by.
+@Suite("Address prefix arithmetic")
+struct AddressPrefixArithmeticTests {
+    @Test("a source widens to its /24 or /64, host bits cleared")
+    func widening() throws {
+        #expect(try AddressPrefix("198.51.100.7").widened(to: 24) == AddressPrefix("198.51.100.0/24"))
+        #expect(try AddressPrefix("2001:db8:1:2:3::9").widened(to: 64) == AddressPrefix("2001:db8:1:2::/64"))
+        #expect(try AddressPrefix("192.0.2.0/24").widened(to: 28) == AddressPrefix("192.0.2.0/24"))
+    }
+
+    @Test("containment is one way and never across families")
+    func containment() throws {
+        let subnet = try AddressPrefix("198.51.100.0/24")
+        #expect(subnet.contains(try AddressPrefix("198.51.100.7")))
+        #expect(!(try AddressPrefix("198.51.100.7")).contains(subnet))
+        #expect(!subnet.contains(try AddressPrefix("198.51.101.7")))
+        #expect(!(try AddressPrefix("::/0")).contains(subnet))
+    }
+}

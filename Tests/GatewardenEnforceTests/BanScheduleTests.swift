@@ -1,4 +1,5 @@
 import GatewardenEnforce
+import GatewardenPolicy
 import Testing
 
 @Suite("Ban schedule")

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import GatewardenCore
 import GatewardenEnforce
+import GatewardenPolicy
 import GRDB
 import Testing
 

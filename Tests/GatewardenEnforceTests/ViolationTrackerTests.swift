@@ -1,5 +1,6 @@
 import GatewardenCore
 import GatewardenEnforce
+import GatewardenPolicy
 import Testing
 
 @Suite("Violation tracker")

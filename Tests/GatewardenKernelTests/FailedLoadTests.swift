@@ -157,7 +157,9 @@ private struct InstanceState: Equatable {
         ports = try #require(try maps.limits()).protectedPorts
         allowlist = Set(try maps.allowlist.keys(as: gw_lpm_key.self).map(AddressPrefix.init(lpmKey:)))
         bans = Set(try maps.bans().map(\.prefix))
+        // A ban's remaining time ticks between two listings; its presence and timeout are what count.
         table = try lab.inGateway(["nft", "list", "table", "inet", "gatewarden"]).stdout
+            .replacingOccurrences(of: #" expires [0-9dhms]+"#, with: "", options: .regularExpression)
     }
 }
 

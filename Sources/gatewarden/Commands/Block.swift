@@ -5,15 +5,16 @@ import GatewardenPolicy
 import GatewardenCore
 import GatewardenDataPlane
 
-/// `gatewarden block`: bans a source network in the XDP blocklist.
+/// `gatewarden block`: `bans add`, named by an instance as before.
 struct Block: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Drop all traffic from a source CIDR at the driver, for a time or until unblocked.",
+        abstract: "Ban a source CIDR in both layers, for a time or until unblocked (same as `bans add`).",
         discussion: """
-        The ban is an entry in the pinned blocklist map: it takes effect on the next packet, survives \
-        reloads and exporter restarts, and expires by itself when given --for. It keeps its own \
-        lifetime whatever the policy lists: a load never shortens or lifts it. Blocking a network \
-        already blocked sets its manual ban to the new duration.
+        The ban is stored first (it comes back after a restart or a reboot), then written to the XDP \
+        blocklist and the nftables ban set: it takes effect on the next packet and keeps its own lifetime \
+        whatever the policy lists: a load never shortens or lifts it. Blocking a network already blocked \
+        sets its ban to the new duration. The interface names an instance that must be loaded; the ban \
+        applies to every interface of the namespace.
         """
     )
 
@@ -26,22 +27,22 @@ struct Block: ParsableCommand {
                                                          valueName: "duration"))
     var duration: BanDuration?
 
+    @Option(help: ArgumentHelp("Where the ban store lives.", valueName: "dir"))
+    var stateDir: String = BanStateOptions.defaultDirectory
+
     @OptionGroup var lock: ChangeLockOptions
 
     func run() throws {
-        let prefix = try AddressPrefix(cidr)
-        try lock.holding(instance, command: "block") {
-            let maps = try loadedMaps(instance)
-            try maps.block(prefix, for: duration?.value)
-        }
-        print("blocked \(prefix) on '\(instance.interface)'" + (duration.map { " for \($0.text)" } ?? " until unblocked"))
+        _ = try loadedMaps(instance)
+        try BanChange.add(cidr, for: duration, state: BanStateOptions(netns: instance.netns, stateDir: stateDir),
+                          lock: lock, command: "block")
     }
 }
 
-/// `gatewarden unblock`: lifts a ban.
+/// `gatewarden unblock`: `bans remove`, named by an instance as before.
 struct Unblock: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Lift the ban `block` (or enforce) put on a source CIDR.",
+        abstract: "Lift the ban `block` (or enforce) put on a source CIDR (same as `bans remove`).",
         discussion: "A ban the policy lists stays until a policy without it is loaded."
     )
 
@@ -50,16 +51,14 @@ struct Unblock: ParsableCommand {
 
     @OptionGroup var instance: InstanceOptions
 
+    @Option(help: ArgumentHelp("Where the ban store lives.", valueName: "dir"))
+    var stateDir: String = BanStateOptions.defaultDirectory
+
     @OptionGroup var lock: ChangeLockOptions
 
     func run() throws {
-        let prefix = try AddressPrefix(cidr)
-        let remaining = try lock.holding(instance, command: "unblock") { try loadedMaps(instance).unblock(prefix) }
-        guard let remaining else {
-            throw ValidationError("\(prefix) is not banned by `block` (or enforce) on '\(instance.interface)'")
-        }
-        print("unblocked \(prefix) on '\(instance.interface)'"
-            + (remaining.contains(.policy) ? "; the policy still bans it until a policy without it is loaded" : ""))
+        _ = try loadedMaps(instance)
+        try BanChange.remove(cidr, state: BanStateOptions(netns: instance.netns, stateDir: stateDir), lock: lock, command: "unblock")
     }
 }
 

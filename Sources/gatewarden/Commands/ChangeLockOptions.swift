@@ -16,7 +16,12 @@ struct ChangeLockOptions: ParsableArguments {
 
     /// Runs `body` holding the lock of `instance`'s namespace; says on stderr when it has to wait.
     func holding<T>(_ instance: InstanceOptions, command: String, _ body: () throws -> T) throws -> T {
-        try ChangeLock.holding(try instance.namespace(), command: command, waiting: lockWait?.value ?? ChangeLock.defaultWait,
+        try holding(try instance.namespace(), command: command, body)
+    }
+
+    /// Runs `body` holding the lock of `namespace`; says on stderr when it has to wait.
+    func holding<T>(_ namespace: NetworkNamespace, command: String, _ body: () throws -> T) throws -> T {
+        try ChangeLock.holding(namespace, command: command, waiting: lockWait?.value ?? ChangeLock.defaultWait,
                                notice: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }, body)
     }
 }

@@ -68,6 +68,7 @@ final class LabNetwork {
     func remove() {
         for namespace in [gateway, client] {
             _ = try? Command.run(["ip", "netns", "del", namespace], check: false)
+            GatewardenBinary.removeState(ofNamespace: namespace)
         }
     }
 

@@ -36,6 +36,9 @@ public struct EnforceSettings: Sendable, Equatable {
         self.maxNewBansPerInterval = maxNewBansPerInterval
     }
 
+    /// The most intervals a violation count may span: the tracker keeps one bit per interval.
+    public static let maximumViolations = 64
+
     /// The seed's values, used for every key the policy leaves out.
     public static let seedDefaults = EnforceSettings(
         interval: .seconds(10), violations: 5, window: .seconds(60), banFor: .seconds(30 * 60),
@@ -57,8 +60,8 @@ public struct EnforceSettings: Sendable, Equatable {
         var problems: [String] = []
         if interval <= .zero { problems.append("enforce.interval must be longer than zero") }
         if violations < 1 { problems.append("enforce.violations must be at least 1") }
-        if violations > ViolationTracker.maximumViolations {
-            problems.append("enforce.violations must be at most \(ViolationTracker.maximumViolations)")
+        if violations > Self.maximumViolations {
+            problems.append("enforce.violations must be at most \(Self.maximumViolations)")
         }
         if window < interval {
             problems.append("enforce.window (\(window.policyText)) is shorter than enforce.interval (\(interval.policyText))")

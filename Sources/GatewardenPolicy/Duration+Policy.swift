@@ -8,12 +8,12 @@ extension Duration {
     }
 
     /// Seconds as a `Double`, for wall-clock arithmetic on `Date`s.
-    var timeInterval: Double {
+    public var timeInterval: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 
     /// The duration the way the policy writes it (`30m`, `7d`), for messages.
-    var policyText: String {
+    public var policyText: String {
         let (seconds, attoseconds) = components
         guard seconds >= 0, attoseconds == 0 else { return "\(self)" }
         return PolicyDuration(seconds: UInt64(seconds)).description

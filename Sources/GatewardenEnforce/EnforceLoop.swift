@@ -1,0 +1,196 @@
+import Foundation
+import GatewardenCore
+import GatewardenDataPlane
+import GatewardenKernel
+import GatewardenPolicy
+
+/// The enforce loop of one network namespace. Every `interval` it:
+///
+/// 1. repairs what another tool removed (the table, the XDP attachment), where `load` put them;
+/// 2. forgets expired bans;
+/// 3. reads the evidence: XDP's per-source and per-subnet drops (banned once a key had drops in
+///    `violations` intervals within `window`), nftables' escalations, and the feeds;
+/// 4. turns at most `max_new_bans` candidates into bans in the store (written before any kernel
+///    change; repeat offenders get longer bans), never inside the allowlist, never wider than the
+///    policy's subnet prefix; in observe mode they are recorded, not applied;
+/// 5. brings both layers to hold every active ban of the store: a ban lost to a flush, a reboot or a
+///    crash is back at the next interval.
+///
+/// Kernel changes are made holding the namespace's change lock, like `load` and `bans`.
+///
+///     let loop = try EnforceLoop(namespace: lab, policy: policy, store: try BanStore(directory: dir))
+///     loop.run(until: stop)   // or loop.runOnce() in a test
+public final class EnforceLoop: @unchecked Sendable {
+    public let namespace: NetworkNamespace
+    public let policy: Policy
+    public let book: BanBook
+    public let stateDirectory: String?
+    private let pinRoot: String
+    private let lockDirectory: String
+    private let schedule: BanSchedule
+    private var sourceTracker: ViolationTracker
+    private var subnetTracker: ViolationTracker
+    private var rateEvidence = XDPRateEvidence()
+    private var feeds: [BanFeed]
+    private var interval: UInt64 = 0
+    private let statisticsLock = NSLock()
+    private var statisticsValue = EnforceStatistics()
+    private let log: (String) -> Void
+
+    public init(namespace: NetworkNamespace, policy: Policy, store: BanStore, stateDirectory: String? = nil,
+                feeds: [BanFeed] = [], pinRoot: String = PinLayout.defaultRoot,
+                lockDirectory: String = ChangeLock.defaultDirectory,
+                log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(("gatewarden: enforce: " + $0 + "\n").utf8)) }) {
+        self.namespace = namespace
+        self.policy = policy
+        self.book = BanBook(store: store, sinks: BanBook.sinks(for: namespace, pinRoot: pinRoot))
+        self.stateDirectory = stateDirectory
+        self.pinRoot = pinRoot
+        self.lockDirectory = lockDirectory
+        self.schedule = BanSchedule(policy.enforce)
+        self.sourceTracker = ViolationTracker(policy.enforce)
+        self.subnetTracker = ViolationTracker(policy.enforce)
+        self.feeds = feeds
+        self.log = log
+        statisticsValue.startedUnixSeconds = Date().timeIntervalSince1970
+    }
+
+    public var statistics: EnforceStatistics {
+        statisticsLock.withLock { statisticsValue }
+    }
+
+    private func updateStatistics(_ change: (inout EnforceStatistics) -> Void) {
+        statisticsLock.withLock { change(&statisticsValue) }
+    }
+
+    /// What one interval did.
+    public struct Outcome: Sendable {
+        public var repaired: Set<String> = []
+        public var promoted: [Ban] = []
+        public var observing = false
+        public var expired = 0
+        public var deferred = 0
+        public var written: [BanLayer: Int] = [:]
+        public var errors: [String] = []
+    }
+
+    /// Runs intervals until `stop` says so (checked every 100 ms between intervals).
+    public func run(until stop: @escaping @Sendable () -> Bool) {
+        let period = policy.enforce.interval.timeInterval
+        var next = Date()
+        while !stop() {
+            let outcome = runOnce()
+            for error in outcome.errors { log(error) }
+            for ban in outcome.promoted {
+                log("\(outcome.observing ? "would ban" : "banned") \(ban.prefix) (\(ban.origin), offence \(ban.offence))"
+                    + (ban.expires.map { " until \(ISO8601DateFormatter().string(from: $0))" } ?? ""))
+            }
+            next = max(next.addingTimeInterval(period), Date())
+            while !stop() && Date() < next { usleep(100_000) }
+        }
+    }
+
+    /// One interval.
+    @discardableResult
+    public func runOnce(now: Date = Date()) -> Outcome {
+        let started = ContinuousClock.now
+        interval += 1
+        var outcome = Outcome()
+        do {
+            let lock = try ChangeLock.acquire(for: namespace, command: "enforce", waiting: .seconds(5), directory: lockDirectory)
+            defer { lock.release() }
+            try step(now: now, outcome: &outcome)
+        } catch {
+            outcome.errors.append("\(error)")
+        }
+        let elapsed = ContinuousClock.now - started
+        updateStatistics { statistics in
+            statistics.intervals += 1
+            statistics.lastDurationSeconds = elapsed.timeInterval
+            statistics.observing = outcome.observing
+            if outcome.errors.isEmpty {
+                statistics.lastSuccessUnixSeconds = Date().timeIntervalSince1970
+                statistics.lastError = nil
+            } else {
+                statistics.failures += 1
+                statistics.lastError = outcome.errors.joined(separator: "; ")
+            }
+        }
+        if let stateDirectory { try? statistics.write(toDirectory: stateDirectory) }
+        return outcome
+    }
+
+    private func step(now: Date, outcome: inout Outcome) throws {
+        // 1. Repair.
+        let repair = KernelRepair(namespace: namespace, pinRoot: pinRoot)
+        do {
+            outcome.repaired = try repair.repair(policy: policy)
+            if !outcome.repaired.isEmpty {
+                log("repaired \(outcome.repaired.sorted().joined(separator: " and ")) in \(namespace)")
+                updateStatistics { for what in outcome.repaired { $0.repairs[what, default: 0] += 1 } }
+            }
+        } catch {
+            outcome.errors.append("repair failed: \(error)")
+        }
+
+        // 2. Expiries.
+        outcome.expired = try book.store.expire(at: now).count
+        if interval % 360 == 1 { _ = try book.store.pruneHistory(olderThan: now.addingTimeInterval(-policy.enforce.history.timeInterval)) }
+
+        // 3. Evidence.
+        let instances = XDPBanSink(namespace: namespace, pinRoot: pinRoot).instances()
+        outcome.observing = policy.mode == .observe
+            || instances.contains { (try? $0.maps.limits())??.observe == true }
+        var candidates: [BanCandidate] = []
+        let found = try rateEvidence.read(from: instances.map(\.maps))
+        let sources = sourceTracker.record(interval: interval, offenders: found.sources)
+        let subnets = subnetTracker.record(interval: interval, offenders: found.subnets)
+        let escalated = try EscalationEvidence(namespace: namespace)
+            .subnets(ipv4Prefix: policy.ipv4SubnetPrefix, ipv6Prefix: policy.ipv6SubnetPrefix)
+        candidates += escalated.map { BanCandidate(prefix: $0, origin: .escalation) }
+        candidates += subnets.promoted.map { BanCandidate(prefix: $0, origin: .rateSubnet) }
+        for feed in feeds {
+            do { candidates += try feed.poll(now: now).map { BanCandidate(prefix: $0, origin: feed.origin) } } catch {
+                outcome.errors.append("feed \(feed.origin): \(error)")
+            }
+        }
+        candidates += sources.promoted.map { BanCandidate(prefix: $0, origin: .rateSource) }
+
+        // 4. Promotion: never inside the allowlist, never wider than a subnet, at most the cap.
+        let allowed = policy.allowlist
+        let eligible = candidates.filter { candidate in
+            let narrowest = candidate.prefix.isIPv4 ? policy.ipv4SubnetPrefix : policy.ipv6SubnetPrefix
+            return candidate.prefix.length >= narrowest && !allowed.contains { $0.overlaps(candidate.prefix) }
+        }
+        let promotion = try book.store.promote(eligible, now: now, schedule: schedule, applied: !outcome.observing,
+                                               limit: policy.enforce.maxNewBansPerInterval)
+        outcome.promoted = promotion.bans
+        outcome.deferred = promotion.deferred.count
+        updateStatistics { statistics in
+            statistics.expiries += UInt64(outcome.expired)
+            statistics.untracked += UInt64(sources.untracked + subnets.untracked)
+            for ban in promotion.bans {
+                if outcome.observing { statistics.observedPromotions[ban.origin.rawValue, default: 0] += 1 }
+                else { statistics.promotions[ban.origin.rawValue, default: 0] += 1 }
+            }
+            if !promotion.deferred.isEmpty {
+                statistics.capHits += 1
+                statistics.deferred += UInt64(promotion.deferred.count)
+            }
+        }
+
+        // 5. Both layers hold every active ban. What they lacked beyond this interval's new bans
+        // had been lost (a flush, a reboot, a crash between store and kernel): a repair.
+        let applied = try book.apply(now: now)
+        outcome.written = applied.written
+        let fresh = outcome.observing ? 0 : Set(promotion.bans.map(\.prefix)).count
+        updateStatistics { statistics in
+            for (layer, count) in applied.written where count > fresh {
+                statistics.repairs["bans_\(layer.rawValue)", default: 0] += UInt64(count - fresh)
+            }
+        }
+        for (layer, error) in applied.errors {
+            outcome.errors.append("applying bans to \(layer): \(error)")
+        }
+    }
+}

@@ -1,5 +1,4 @@
 import GatewardenCore
-import GatewardenEnforce
 import GatewardenPolicy
 import Testing
 

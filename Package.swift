@@ -79,6 +79,7 @@ let package = Package(
                           dependencies: ["GatewardenBPF", "GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy"]),
         .executableTarget(name: "gatewarden-scrape-bench",
                           dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "CGatewardenABI"]),
+        .executableTarget(name: "gatewarden-store-bench", dependencies: ["GatewardenEnforce", "GatewardenCore", "GatewardenPolicy"]),
 
         // MARK: Fuzzing: generated broken policies and web configs through the parsers and renderers
         .executableTarget(name: "gatewarden-fuzz",

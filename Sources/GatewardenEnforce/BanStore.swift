@@ -44,12 +44,23 @@ public final class BanStore: Sendable {
         public var alreadyBanned = 0
         /// Candidates left out because `limit` new bans were written; still due, not recorded.
         public var deferred: [BanCandidate] = []
+
+        public init(bans: [Ban] = [], alreadyBanned: Int = 0, deferred: [BanCandidate] = []) {
+            self.bans = bans
+            self.alreadyBanned = alreadyBanned
+            self.deferred = deferred
+        }
     }
 
     /// A ban as stored: whether the kernel has it (`applied`) or observe mode only recorded it.
     public struct Entry: Sendable, Equatable {
         public var ban: Ban
         public var applied: Bool
+
+        public init(ban: Ban, applied: Bool) {
+            self.ban = ban
+            self.applied = applied
+        }
     }
 
     /// Opens (creating when missing) `<directory>/gatewarden.sqlite`. Refuses, naming the file, a

@@ -15,32 +15,30 @@ public struct PrefixKey: Hashable, Sendable, CustomStringConvertible {
     public let low: UInt64
     /// The prefix length over the 128-bit mapped form (IPv4 /24 is 120).
     public let mappedLength: UInt8
+    /// Whether the prefix is written as IPv4. Kept, not derived: `::ffff:0:0/96` is an IPv6
+    /// prefix that covers exactly what `0.0.0.0/0` does.
+    public let isIPv4: Bool
 
     /// The key of a mapped address and length; bits past the length are cleared, a length past
-    /// 128 is taken as 128, so any input names a well-formed prefix.
-    public init(high: UInt64, low: UInt64, mappedLength: Int) {
+    /// 128 is taken as 128, so any input names a well-formed prefix. Without `isIPv4`, a prefix
+    /// inside ::ffff:0:0/96 is IPv4, as the XDP maps write IPv4.
+    public init(high: UInt64, low: UInt64, mappedLength: Int, isIPv4: Bool? = nil) {
         let length = min(max(mappedLength, 0), 128)
         self.mappedLength = UInt8(length)
         self.high = high & Self.mask(bits: min(length, 64))
         self.low = low & Self.mask(bits: max(length - 64, 0))
+        let mapped = self.high == 0 && self.low >> 32 == 0xffff && length >= 96
+        self.isIPv4 = mapped && (isIPv4 ?? true)
     }
 
     public init(_ prefix: AddressPrefix) {
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        for (index, byte) in prefix.bytes.prefix(16).enumerated() {
-            if index < 8 {
-                high = high << 8 | UInt64(byte)
-            } else {
-                low = low << 8 | UInt64(byte)
-            }
+        let (high, low) = prefix.bytes.withUnsafeBytes { raw -> (UInt64, UInt64) in
+            // AddressPrefix always holds 16 bytes; anything else would be a bug there, not a crash here.
+            guard raw.count >= 16 else { return (0, 0) }
+            return (UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self)),
+                    UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
         }
-        self.init(high: high, low: low, mappedLength: prefix.mappedLength)
-    }
-
-    /// Whether the key is an IPv4 prefix: inside ::ffff:0:0/96, as the XDP maps write IPv4.
-    public var isIPv4: Bool {
-        high == 0 && low >> 32 == 0xffff && mappedLength >= 96
+        self.init(high: high, low: low, mappedLength: prefix.mappedLength, isIPv4: prefix.isIPv4)
     }
 
     /// The prefix this key stands for.
@@ -49,8 +47,7 @@ public struct PrefixKey: Hashable, Sendable, CustomStringConvertible {
             let word = index < 8 ? high : low
             return UInt8(truncatingIfNeeded: word >> (8 * (7 - index % 8)))
         }
-        let ipv4 = isIPv4
-        return AddressPrefix(uncheckedBytes: bytes, length: Int(mappedLength) - (ipv4 ? 96 : 0), isIPv4: ipv4)
+        return AddressPrefix(uncheckedBytes: bytes, length: Int(mappedLength) - (isIPv4 ? 96 : 0), isIPv4: isIPv4)
     }
 
     public var description: String { prefix.description }

@@ -9,7 +9,9 @@ import GatewardenPolicy
 /// When the tracker is full, new prefixes are not tracked and are counted as untracked (the loop
 /// exports the count); prefixes already tracked keep being counted, and a prefix whose last drop
 /// left the window is forgotten at the next interval. A spoofed flood of one-off sources therefore
-/// never promotes anyone and never grows the tracker past `capacity`.
+/// never promotes anyone and never grows the tracker past `capacity`. While it is full, whoever
+/// comes first in an interval gets the free slots: pass the heaviest droppers first, so a flood of
+/// light one-offs cannot crowd out a real offender.
 ///
 ///     var tracker = ViolationTracker(violations: 5, windowIntervals: 6)
 ///     for interval in 1...5 {
@@ -19,8 +21,9 @@ import GatewardenPolicy
 public struct ViolationTracker: Sendable {
     /// The default bound on tracked prefixes: 2^18, a few tens of megabytes at most.
     public static let defaultCapacity = 262_144
-    /// The largest `violations` accepted: each tracked prefix keeps its last `violations` intervals.
-    public static let maximumViolations = 64
+    /// The largest `violations` accepted (the policy's limit): each tracked prefix keeps its last
+    /// `violations` intervals with drops.
+    public static let maximumViolations = EnforceSettings.maximumViolations
 
     /// In how many distinct intervals a prefix must have had drops.
     public let violations: Int
@@ -40,6 +43,11 @@ public struct ViolationTracker: Sendable {
         public var promoted: [PrefixKey] = []
         /// Prefixes of this call that were new while the tracker was full, so not tracked.
         public var untracked = 0
+
+        public init(promoted: [PrefixKey] = [], untracked: Int = 0) {
+            self.promoted = promoted
+            self.untracked = untracked
+        }
     }
 
     // Per-slot state in flat arrays: one allocation each, however many prefixes are tracked.

@@ -145,7 +145,9 @@ public final class BanStore: Sendable {
                 }
                 let past = try Int.fetchOne(countOffences, arguments: [prefix, historyStart]) ?? 0
                 let offence = past + 1
-                try recordOffence.execute(arguments: [prefix, origin, now.timeIntervalSince1970])
+                // What observe mode would have banned is no offence: switching to enforcing must not
+                // start a prefix at a doubled ban.
+                if applied { try recordOffence.execute(arguments: [prefix, origin, now.timeIntervalSince1970]) }
                 let expires = Self.canonical(now.addingTimeInterval(schedule.length(ofOffence: offence).timeInterval))
                 let ban = Ban(prefix: candidate.prefix, origin: candidate.origin, created: now, expires: expires,
                               offence: offence)

@@ -36,7 +36,7 @@ public struct EnforceSettings: Sendable, Equatable {
         self.maxNewBansPerInterval = maxNewBansPerInterval
     }
 
-    /// The most intervals a violation count may span: the tracker keeps one bit per interval.
+    /// The most intervals a violation count may span: the tracker keeps the last `violations` intervals of each key.
     public static let maximumViolations = 64
 
     /// The seed's values, used for every key the policy leaves out.

@@ -271,6 +271,7 @@ struct BanStoreTests {
         // Switched to enforcing: the would-ban does not stop the ban.
         let applied = try store.promote([Self.abuser], now: Self.start.addingTimeInterval(10), schedule: Self.noJitter, applied: true)
         #expect(applied.bans.count == 1)
+        #expect(applied.bans.first?.offence == 1, "what observe mode recorded is no offence: the first real ban is not doubled")
         #expect(try store.activeBans(at: Self.start.addingTimeInterval(10)) == applied.bans)
         #expect(try store.observedBans(at: Self.start).isEmpty)
     }

@@ -39,11 +39,18 @@ public struct XDPRateEvidence {
             primed = true
         }
         guard primed else { return Found() }
-        var found = Found()
+        var grown: [(key: Key, drops: UInt64)] = []
         for (key, count) in counts {
             // A count below the last one is a bucket made anew (the old one evicted): all new drops.
             let previous = lastCounts[key] ?? 0
             guard count != previous else { continue }
+            grown.append((key, count > previous ? count - previous : count))
+        }
+        // Heaviest first: when a spoofed flood fills the violation trackers, the sources that drop
+        // the most still get their places.
+        grown.sort { $0.drops > $1.drops }
+        var found = Found()
+        for (key, _) in grown {
             if key.subnet { found.subnets.append(key.prefix.prefix) } else { found.sources.append(key.prefix.prefix) }
         }
         return found

@@ -17,7 +17,7 @@ public struct Deployment {
     public let layout: PinLayout
 
     public static let program = EmbeddedBPF.gatewardenXdp
-    public static let programName = "gatewarden_xdp"
+    public static let programName = XDPProgram.name
 
     /// The maps the program pins: what `unload` may remove, and nothing else.
     public static func mapNames() throws -> [String] {

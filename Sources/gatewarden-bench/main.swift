@@ -106,7 +106,7 @@ struct SplitMix64: RandomNumberGenerator {
 }
 
 func gatewarden(name: String, limits: XDPLimits) throws -> Contender {
-    try Contender(name: name, elf: EmbeddedBPF.gatewardenXdp, program: "gatewarden_xdp") { object in
+    try Contender(name: name, elf: EmbeddedBPF.gatewardenXdp, program: XDPProgram.name) { object in
         let maps = try XDPMaps(object: object)
         // Populated lists: the full path includes both trie lookups.
         try maps.apply(limits, allowlist: [try AddressPrefix("203.0.113.0/24")])
@@ -144,7 +144,7 @@ let hotContenders: [Contender] = [
     try gatewarden(name: "gatewarden, passed (full path)", limits: generous),
     try gatewarden(name: "gatewarden, over limit (dropped)", limits: .default),
     try gatewarden(name: "gatewarden, over limit (observe)", limits: observing(.default)),
-    try Contender(name: "gatewarden, passed, lists empty", elf: EmbeddedBPF.gatewardenXdp, program: "gatewarden_xdp",
+    try Contender(name: "gatewarden, passed, lists empty", elf: EmbeddedBPF.gatewardenXdp, program: XDPProgram.name,
                   configure: emptyLists(generous)),
 ]
 var hotSamples = [[Double]](repeating: [], count: hotContenders.count)
@@ -162,7 +162,7 @@ let floodContenders: [(String, () throws -> Contender)] = [
     ("naive fixed window", { try Contender(name: "", elf: EmbeddedBPF.naiveFixedWindow, program: "naive_fixed_window") }),
     ("gatewarden (default limits)", { try gatewarden(name: "", limits: .default) }),
     ("gatewarden (default limits, lists empty)", {
-        try Contender(name: "", elf: EmbeddedBPF.gatewardenXdp, program: "gatewarden_xdp", configure: emptyLists(.default))
+        try Contender(name: "", elf: EmbeddedBPF.gatewardenXdp, program: XDPProgram.name, configure: emptyLists(.default))
     }),
 ]
 

@@ -162,7 +162,7 @@ for list in List.allCases {
             try run([options.gatewarden, "unload", "--interface", lab.interface, "--netns", lab.name])
 
             // The XDP layer alone, into the private maps of a program loaded for the purpose.
-            let object = try BPFObject(elf: EmbeddedBPF.gatewardenXdp.bytes, name: "gatewarden_xdp")
+            let object = try BPFObject(elf: EmbeddedBPF.gatewardenXdp.bytes, name: XDPProgram.name)
             try object.setMaxEntries(1024, ofMap: XDPMaps.Name.sources)
             try object.setMaxEntries(1024, ofMap: XDPMaps.Name.subnets)
             try object.load()

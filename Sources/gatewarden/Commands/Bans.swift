@@ -44,7 +44,7 @@ struct Bans: ParsableCommand {
         var cidr: String
 
         @Option(name: .customLong("for"), help: ArgumentHelp("How long: 90s, 30m, 1h, 7d; omitted, until removed.", valueName: "duration"))
-        var duration: BanDuration?
+        var duration: DurationArgument?
 
         @OptionGroup var state: BanStateOptions
 
@@ -74,8 +74,11 @@ struct Bans: ParsableCommand {
 
 /// What `bans add/remove` (and their aliases `block`/`unblock`) do.
 enum BanChange {
-    static func add(_ cidr: String, for duration: BanDuration?, state: BanStateOptions, lock: ChangeLockOptions, command: String) throws {
+    static func add(_ cidr: String, for duration: DurationArgument?, state: BanStateOptions, lock: ChangeLockOptions, command: String) throws {
         let prefix = try BanArgument.prefix(cidr)
+        if duration?.isZero == true {
+            throw ValidationError("--for 0s bans nothing: give a length such as 30m, or leave it out for a ban until removed")
+        }
         let namespace = try state.namespace()
         let now = Date()
         let ban = Ban(prefix: prefix, origin: .manual, created: now,

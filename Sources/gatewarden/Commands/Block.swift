@@ -25,7 +25,7 @@ struct Block: ParsableCommand {
 
     @Option(name: .customLong("for"), help: ArgumentHelp("How long the ban lasts: 90s, 30m, 1h, 7d, at most \(PolicyDuration.maximum); omitted, until unblocked.",
                                                          valueName: "duration"))
-    var duration: BanDuration?
+    var duration: DurationArgument?
 
     @Option(help: ArgumentHelp("Where the ban store lives.", valueName: "dir"))
     var stateDir: String = BanStateOptions.defaultDirectory
@@ -69,16 +69,4 @@ func loadedMaps(_ instance: InstanceOptions) throws -> XDPMaps {
         throw ValidationError("Gatewarden is not loaded on '\(instance.interface)' in \(layout.namespace) (\(layout.absence))")
     }
     return try XDPMaps(layout: layout)
-}
-
-/// A duration written like `90s`, `30m`, `1h` or `7d`.
-struct BanDuration: ExpressibleByArgument {
-    let value: Duration
-    let text: String
-
-    init?(argument: String) {
-        guard let duration = PolicyDuration.parse(argument) else { return nil }
-        value = .seconds(Int64(duration.seconds))
-        text = argument
-    }
 }

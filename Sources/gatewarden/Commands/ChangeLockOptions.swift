@@ -12,7 +12,7 @@ struct ChangeLockOptions: ParsableArguments {
         "How long to wait while another gatewarden changes the same network namespace: 30s, 2m; 0s fails at once.",
         discussion: "Changes to one namespace run one at a time, so that XDP and nftables always run the same policy and no ban is lost.",
         valueName: "duration"))
-    var lockWait: LockWait?
+    var lockWait: DurationArgument?
 
     /// Runs `body` holding the lock of `instance`'s namespace; says on stderr when it has to wait.
     func holding<T>(_ instance: InstanceOptions, command: String, _ body: () throws -> T) throws -> T {
@@ -23,20 +23,5 @@ struct ChangeLockOptions: ParsableArguments {
     func holding<T>(_ namespace: NetworkNamespace, command: String, _ body: () throws -> T) throws -> T {
         try ChangeLock.holding(namespace, command: command, waiting: lockWait?.value ?? ChangeLock.defaultWait,
                                notice: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }, body)
-    }
-}
-
-/// A wait written like a policy duration (`30s`, `2m`), or `0s` for none.
-struct LockWait: ExpressibleByArgument {
-    let value: Duration
-
-    init?(argument: String) {
-        if argument == "0s" {
-            value = .zero
-        } else if let duration = PolicyDuration.parse(argument) {
-            value = .seconds(Int64(duration.seconds))
-        } else {
-            return nil
-        }
     }
 }

@@ -6,8 +6,9 @@ import GatewardenKernel
 /// `--netns` and `--state-dir`: which namespace's bans, kept where. Shared by `enforce`, `bans`
 /// and `serve`.
 struct BanStateOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The network namespace (made by `ip netns add`) whose bans these are.", valueName: "name"))
-    var netns: String?
+    @OptionGroup var target: NamespaceOption
+
+    var netns: String? { target.netns }
 
     @Option(help: ArgumentHelp("Where the ban store lives (SQLite; created 0700).",
                                discussion: "Each namespace keeps its own store in a folder under it named after the namespace. Default: $GATEWARDEN_STATE_DIR, else /var/lib/gatewarden.",
@@ -22,12 +23,13 @@ struct BanStateOptions: ParsableArguments {
     init() {}
 
     init(netns: String?, stateDir: String) {
-        self.netns = netns
+        self.target = NamespaceOption()
+        self.target.netns = netns
         self.stateDir = stateDir
     }
 
     func namespace() throws -> NetworkNamespace {
-        try NetworkNamespace(optionalName: netns)
+        try target.namespace()
     }
 
     /// The namespace's own folder: `DIR/host` or `DIR/netns/NAME`, so two namespaces' bans never mix.

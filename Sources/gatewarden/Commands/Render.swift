@@ -16,8 +16,7 @@ struct Render: ParsableCommand {
 
     @OptionGroup var policyOptions: PolicyOptions
 
-    @Option(help: ArgumentHelp("Read nf_conntrack_max in this network namespace.", valueName: "name"))
-    var netns: String?
+    @OptionGroup var target: NamespaceOption
 
     @Flag(help: "Print the transaction `load` runs (flush and refill, keeping bans) instead of the table; as for a namespace without the table, so every state set is made anew.")
     var transaction = false
@@ -30,7 +29,7 @@ struct Render: ParsableCommand {
             FileHandle.standardError.write(Data("\(problems)\n".utf8))
             throw ExitCode(1)
         }
-        let ruleset = NFTablesRuleset(policy: policy, conntrackMax: try Conntrack.maximum(in: NetworkNamespace(optionalName: netns)))
+        let ruleset = NFTablesRuleset(policy: policy, conntrackMax: try Conntrack.maximum(in: target.namespace()))
         print(transaction ? ruleset.applyTransaction : ruleset.text, terminator: "")
     }
 }

@@ -11,11 +11,10 @@ struct Status: ParsableCommand {
         abstract: "Show each Gatewarden instance: program, XDP mode, enforce or observe, attach time, map fill and active limits."
     )
 
-    @Option(help: ArgumentHelp("Show the instances of this network namespace.", valueName: "name"))
-    var netns: String?
+    @OptionGroup var target: NamespaceOption
 
     func run() throws {
-        let namespace = try NetworkNamespace(optionalName: netns)
+        let namespace = try target.namespace()
         let interfaces = PinLayout.interfaces(namespace: namespace)
         guard !interfaces.isEmpty else {
             let bpffs = BPFFilesystem()

@@ -14,13 +14,13 @@ final class TestProgram: @unchecked Sendable {
 
     init(limits: XDPLimits = .default, allowlist: [AddressPrefix] = [],
          sourceCapacity: UInt32 = 65536, subnetCapacity: UInt32 = 16384) throws {
-        object = try BPFObject(elf: EmbeddedBPF.gatewardenXdp.bytes, name: "gatewarden_xdp")
+        object = try BPFObject(elf: EmbeddedBPF.gatewardenXdp.bytes, name: XDPProgram.name)
         // LRU maps are preallocated: small ones keep each test's load fast and light.
         try object.setMaxEntries(sourceCapacity, ofMap: XDPMaps.Name.sources)
         try object.setMaxEntries(subnetCapacity, ofMap: XDPMaps.Name.subnets)
         try object.load()
         maps = try XDPMaps(object: object)
-        runner = ProgramTestRun(programFD: try object.programDescriptor(named: "gatewarden_xdp"))
+        runner = ProgramTestRun(programFD: try object.programDescriptor(named: XDPProgram.name))
         try maps.apply(limits, allowlist: allowlist)
     }
 

@@ -61,7 +61,7 @@ let package = Package(
         // It reports through the exporter's collector interface (its one arrow to a sibling).
         .target(name: "GatewardenEnforce",
                 dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy", "GatewardenLoad",
-                               "GatewardenServe",
+                               "GatewardenServe", "CGatewardenABI",
                                .product(name: "GRDB", package: "GRDB.swift")]),
 
         // MARK: The command

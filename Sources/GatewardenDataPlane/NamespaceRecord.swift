@@ -65,11 +65,22 @@ public struct NamespaceRecord: Sendable {
             throw KernelError.fromErrno("read \(directory)/\(try fileName())")
         }
         let file = FileDescriptor(owning: fd)
-        var buffer = [UInt8](repeating: 0, count: 256)
-        let count = Glibc.read(file.rawValue, &buffer, buffer.count)
-        guard count >= 0 else { throw KernelError.fromErrno("read \(directory)/\(try fileName())") }
-        return String(decoding: buffer[..<count], as: UTF8.self)
+        var content: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = Glibc.read(file.rawValue, &buffer, buffer.count)
+            guard count >= 0 else { throw KernelError.fromErrno("read \(directory)/\(try fileName())") }
+            if count == 0 { break }
+            content += buffer[..<count]
+            guard content.count <= Self.maximumSize else {
+                throw KernelError(operation: "read \(directory)/\(try fileName()): larger than \(Self.maximumSize) bytes")
+            }
+        }
+        return String(decoding: content, as: UTF8.self)
     }
+
+    /// The largest record read: a loaded policy's text with a 262,144-entry blocklist fits.
+    static let maximumSize = 64 << 20
 
     public func write(_ value: String) throws {
         let content = "\(try namespaceCookie()) \(value)"

@@ -1,3 +1,4 @@
+import CGatewardenABI
 import Foundation
 import GatewardenCore
 import GatewardenDataPlane
@@ -124,7 +125,7 @@ public final class EnforceLoop: @unchecked Sendable {
         // 1. Repair.
         let repair = KernelRepair(namespace: namespace, pinRoot: pinRoot)
         do {
-            outcome.repaired = try repair.repair(policy: policy)
+            outcome.repaired = try repair.repair()
             if !outcome.repaired.isEmpty {
                 log("repaired \(outcome.repaired.sorted().joined(separator: " and ")) in \(namespace)")
                 updateStatistics { for what in outcome.repaired { $0.repairs[what, default: 0] += 1 } }
@@ -156,8 +157,12 @@ public final class EnforceLoop: @unchecked Sendable {
         }
         candidates += sources.promoted.map { BanCandidate(prefix: $0, origin: .rateSource) }
 
-        // 4. Promotion: never inside the allowlist, never wider than a subnet, at most the cap.
-        let allowed = policy.allowlist
+        // 4. Promotion: never inside the allowlist (the enforcer's policy's, and the one loaded into
+        // each instance), never wider than a subnet, at most the cap.
+        var allowed = policy.allowlist
+        for instance in instances {
+            allowed += (try? instance.maps.allowlist.keys(as: gw_lpm_key.self).map(AddressPrefix.init(lpmKey:))) ?? []
+        }
         let eligible = candidates.filter { candidate in
             let narrowest = candidate.prefix.isIPv4 ? policy.ipv4SubnetPrefix : policy.ipv6SubnetPrefix
             return candidate.prefix.length >= narrowest && !allowed.contains { $0.overlaps(candidate.prefix) }

@@ -10,9 +10,10 @@ import GatewardenPolicy
 /// the XDP attachment (a link detached). Only where load's pins still say it put them there: after
 /// `gatewarden unload` there are none, and nothing is repaired.
 ///
-/// Repairing is loading again with the enforcer's policy, in place: the program running is kept
-/// when it is this binary's, maps and bans stay, the table comes back in one transaction. The
-/// bans themselves come back from the ban store at the same interval.
+/// Repairing is loading again, in place, the policy `load` recorded (`LoadedPolicyRecord`: the text
+/// it applied, not whatever the file says now, and never the enforcer's own `--policy`): the program
+/// running is kept when it is this binary's, maps and bans stay, the table comes back in one
+/// transaction. The bans themselves come back from the ban store at the same interval.
 public struct KernelRepair {
     public let namespace: NetworkNamespace
     public let pinRoot: String
@@ -37,17 +38,27 @@ public struct KernelRepair {
         return damage
     }
 
-    /// Loads `policy` again on every interface load put Gatewarden on; returns what it repaired.
-    /// The caller holds the namespace's change lock.
-    public func repair(policy: Policy) throws -> Set<String> {
+    public struct NothingRecorded: Error, CustomStringConvertible {
+        public let damage: Set<String>
+        public var description: String {
+            "\(damage.sorted().joined(separator: " and ")) missing, but no record of the policy `load` applied "
+                + "(loaded by an earlier version?): run `gatewarden load` again"
+        }
+    }
+
+    /// Loads the recorded policy again on every interface load put Gatewarden on; returns what it
+    /// repaired. The caller holds the namespace's change lock.
+    public func repair() throws -> Set<String> {
         let damage = try damage()
         guard !damage.isEmpty else { return [] }
+        guard let source = try LoadedPolicyRecord(namespace: namespace).read() else { throw NothingRecorded(damage: damage) }
+        let policy = try source.policy()
         for interface in PinLayout.interfaces(root: pinRoot, namespace: namespace) {
             let layout = PinLayout(root: pinRoot, namespace: namespace, interface: interface)
             let requested = (try? XDPMaps(layout: layout).loaderInfo()).flatMap { $0 }
                 .flatMap { XDPModeChoice(abiValue: $0.requested_mode) } ?? .auto
             let deployment = Deployment(namespace: namespace, interface: interface, pinRoot: pinRoot)
-            _ = try deployment.install(policy: policy, mode: requested)
+            _ = try deployment.install(policy: policy, source: source, mode: requested)
         }
         return damage
     }

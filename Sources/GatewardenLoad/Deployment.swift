@@ -55,7 +55,9 @@ public struct Deployment {
 
     /// Applies `policy`. `reloadProgram` verifies and swaps the program even when the one running
     /// is this binary's (otherwise such a load only rewrites what the program reads).
-    public func install(policy: Policy, mode requested: XDPModeChoice, force: Bool = false, reloadProgram: Bool = false) throws -> Outcome {
+    /// `source`, when given, is recorded once the load succeeded: what the enforce loop's repair loads again.
+    public func install(policy: Policy, source: PolicySource? = nil, mode requested: XDPModeChoice, force: Bool = false,
+                        reloadProgram: Bool = false) throws -> Outcome {
         let interfaceIndex = try NetworkInterface.index(of: interface, in: namespace)
         let ruleset = try Self.checkedRuleset(policy: policy, namespace: namespace,
                                               handshake: try SynproxyHost.handshakeOptions(interface: interface, in: namespace))
@@ -129,6 +131,12 @@ public struct Deployment {
             try nft.run(ruleset.applyTransaction(installed: installed))
             try upgrade.commit()
             if policy.mode == .observe { SynproxyHost.restoreLooseTrackingOrWarn(in: namespace) }
+            if let source {
+                do { try LoadedPolicyRecord(namespace: namespace).write(source) } catch {
+                    FileHandle.standardError.write(Data(("gatewarden: loaded, but could not record the policy for repairs: "
+                        + "\(error)\n").utf8))
+                }
+            }
             return Outcome(replaced: replacing, inPlace: inPlace, programID: programID, mode: mode, pins: layout.directory,
                            interface: interface, namespace: namespace)
         } catch {
@@ -291,6 +299,7 @@ public struct Deployment {
                 removed.append("nftables table \(NFTablesRuleset.family) \(NFTablesRuleset.tableName) in \(namespace)")
             }
             SynproxyHost.restoreLooseTrackingOrWarn(in: namespace)
+            try? LoadedPolicyRecord(namespace: namespace).remove()
         }
         guard !removed.isEmpty else {
             throw KernelError(operation: "Gatewarden is not loaded on '\(interface)' in \(namespace) (\(layout.absence))")

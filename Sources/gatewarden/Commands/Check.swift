@@ -14,7 +14,7 @@ struct Check: ParsableCommand {
     func run() throws {
         do {
             let policy = try policyOptions.load()
-            print("\(policyOptions.source): OK (\(Summary(policy)))")
+            print("\(policyOptions.name): OK (\(Summary(policy)))")
         } catch let problems as PolicyProblems {
             print(problems)
             throw ExitCode(1)

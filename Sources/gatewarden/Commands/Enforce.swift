@@ -30,7 +30,7 @@ struct Enforce: ParsableCommand {
         let loop = try EnforceRunner.makeLoop(state: state, policy: policy)
         let stopSignals = SignalSet([SIGINT, SIGTERM])
         stopSignals.block()
-        FileHandle.standardError.write(Data(("gatewarden: enforcing \(policyOptions.source) in \(loop.namespace); "
+        FileHandle.standardError.write(Data(("gatewarden: enforcing \(policyOptions.name) in \(loop.namespace); "
             + "ban store \(state.directory)\n").utf8))
         if intervals > 0 {
             for index in 0..<intervals {

@@ -36,10 +36,12 @@ struct Load: ParsableCommand {
     @OptionGroup var lock: ChangeLockOptions
 
     func run() throws {
-        let policy = try policyOptions.load()
+        let source = try policyOptions.source()
+        let policy = try source.policy()
         try lock.holding(instance, command: "load") {
             let deployment = try Deployment(namespace: instance.namespace(), interface: instance.interface)
-            let outcome = try deployment.install(policy: policy, mode: xdpMode, force: force, reloadProgram: reloadProgram)
+            let outcome = try deployment.install(policy: policy, source: source, mode: xdpMode, force: force,
+                                                 reloadProgram: reloadProgram)
             print(outcome)
         }
     }

@@ -13,10 +13,13 @@ struct PolicyOptions: ParsableArguments {
 
     /// The policy, or every problem in it (printed one a line by the caller).
     func load() throws -> Policy {
-        var loaded = try policy.map(PolicyParser.parse(file:)) ?? .builtInDefault
-        if observe { loaded.mode = .observe }
-        return loaded
+        try source().policy()
     }
 
-    var source: String { policy ?? "the built-in default policy" }
+    /// What the policy is read from, kept as read.
+    func source() throws -> PolicySource {
+        try policy.map { try PolicySource(file: $0, observe: observe) } ?? PolicySource(observe: observe)
+    }
+
+    var name: String { policy ?? "the built-in default policy" }
 }

@@ -100,7 +100,7 @@ struct Serve: ParsableCommand {
         }
         let stopEnforcing = StopFlag()
         if let loop {
-            FileHandle.standardError.write(Data(("gatewarden: enforcing \(policyOptions.source) in \(namespace); "
+            FileHandle.standardError.write(Data(("gatewarden: enforcing \(policyOptions.name) in \(namespace); "
                 + "ban store \(state.directory)\n").utf8))
             Thread { loop.run(until: { stopEnforcing.isSet }); stopEnforcing.finished() }.start()
         } else {

@@ -258,6 +258,13 @@ static __always_inline enum parse_result parse_ipv6(struct cursor *c, struct pac
 	if ((void *)(ip6 + 1) > c->end || ip6->version != 6)
 		return MALFORMED;
 	__builtin_memcpy(facts->source.bytes, &ip6->saddr, 16);
+	/* A source in ::/64 (unspecified, loopback, IPv4-compatible, IPv4-mapped) never comes from a real
+	 * peer, and its key or its /64 would alias the IPv4-mapped keys IPv4 sources are held under: an
+	 * IPv6 packet from ::ffff:a.b.c.d would be charged to a.b.c.d, and a ban of its /64, ::/64, would
+	 * cover every IPv4 address. Judged as malformed: passed untouched, and the kernel's IPv6 input
+	 * drops such sources (RFC 4291 2.5.5.2). */
+	if (!(ip6->saddr.in6_u.u6_addr32[0] | ip6->saddr.in6_u.u6_addr32[1]))
+		return MALFORMED;
 	c->pos = ip6 + 1;
 	nexthdr = ip6->nexthdr;
 

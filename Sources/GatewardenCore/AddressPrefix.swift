@@ -88,6 +88,31 @@ public struct AddressPrefix: Hashable, Sendable, CustomStringConvertible {
         return AddressPrefix(uncheckedBytes: wider.masked(bytes), length: length, isIPv4: isIPv4)
     }
 
+    /// Whether this IPv6 prefix reaches into ::/64, where the IPv4-mapped addresses (::ffff:0:0/96)
+    /// live: the XDP maps hold IPv4 sources under those keys, so such a prefix in a list would
+    /// judge IPv4 traffic (`::/64` banned = every IPv4 client banned). No real peer sends from
+    /// there; lists refuse these prefixes. IPv4 prefixes are never affected.
+    ///
+    ///     try AddressPrefix("::/64").reachesIPv4MappedSpace          // true
+    ///     try AddressPrefix("::ffff:192.0.2.1").reachesIPv4MappedSpace // true
+    ///     try AddressPrefix("2001:db8::/32").reachesIPv4MappedSpace  // false
+    public var reachesIPv4MappedSpace: Bool {
+        // Bits past the length are zero, so a shorter prefix covers ::/64 exactly when its first
+        // 64 bits are zero, and a longer one lies inside it exactly then too.
+        !isIPv4 && bytes[0..<8].allSatisfy { $0 == 0 }
+    }
+
+    /// Why a prefix cannot be a list entry or a ban, or nil when it can: all addresses (/0), or an
+    /// IPv6 prefix reaching into the IPv4-mapped space.
+    public var listProblem: String? {
+        if length == 0 { return "/0 would cover every address" }
+        if reachesIPv4MappedSpace {
+            return "IPv6 prefixes inside ::/64 (IPv4-mapped and -compatible addresses) would judge IPv4 traffic; "
+                + "write the IPv4 network instead"
+        }
+        return nil
+    }
+
     /// Whether `other` lies inside this prefix (or is it).
     public func contains(_ other: AddressPrefix) -> Bool {
         isIPv4 == other.isIPv4 && length <= other.length && overlaps(other)

@@ -448,6 +448,7 @@ public final class BanStore: Sendable {
         } catch {
             throw bad("\(error)")
         }
+        if let problem = prefix.listProblem { throw bad(problem) }
         guard let origin = BanOrigin(rawValue: originText) else { throw bad("unknown origin") }
         guard let created = number(2) else { throw bad("created is not a time") }
         let expires: Date?

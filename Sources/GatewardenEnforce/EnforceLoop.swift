@@ -165,7 +165,8 @@ public final class EnforceLoop: @unchecked Sendable {
         }
         let eligible = candidates.filter { candidate in
             let narrowest = candidate.prefix.isIPv4 ? policy.ipv4SubnetPrefix : policy.ipv6SubnetPrefix
-            return candidate.prefix.length >= narrowest && !allowed.contains { $0.overlaps(candidate.prefix) }
+            return candidate.prefix.length >= narrowest && candidate.prefix.listProblem == nil
+                && !allowed.contains { $0.overlaps(candidate.prefix) }
         }
         let promotion = try book.store.promote(eligible, now: now, schedule: schedule, applied: !outcome.observing,
                                                limit: policy.enforce.maxNewBansPerInterval)

@@ -275,7 +275,12 @@ public struct PolicyParser {
                 continue
             }
             do {
-                prefixes.append(try AddressPrefix(text))
+                let prefix = try AddressPrefix(text)
+                if let listProblem = prefix.listProblem {
+                    problem(item, "\(key)[\(index)]", "'\(text)': \(listProblem)")
+                    continue
+                }
+                prefixes.append(prefix)
             } catch let error as AddressPrefix.ParseError {
                 problem(item, "\(key)[\(index)]", error.reason)
             } catch {

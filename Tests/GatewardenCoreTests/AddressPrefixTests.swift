@@ -44,3 +44,31 @@ struct AddressPrefixArithmeticTests {
         #expect(!(try AddressPrefix("::/0")).contains(subnet))
     }
 }
+
+/// The IPv4-mapped space: IPv4 sources are held under ::ffff:a.b.c.d, so no IPv6 list entry may reach it.
+@Suite("IPv4-mapped space")
+struct IPv4MappedSpaceTests {
+    @Test("IPv6 prefixes reaching into ::/64 are refused as list entries", arguments: [
+        "::/64", "::/1", "::ffff:0:0/96", "::ffff:192.0.2.1", "::1", "::/96", "::192.0.2.1",
+    ])
+    func refused(text: String) throws {
+        let prefix = try AddressPrefix(text)
+        #expect(prefix.reachesIPv4MappedSpace)
+        #expect(prefix.listProblem != nil)
+    }
+
+    @Test("ordinary IPv6 and every IPv4 prefix are fine", arguments: [
+        "2001:db8::/32", "2001:db8::1", "1::/64", "8000::/1", "192.0.2.0/24", "0.0.0.0/8", "255.255.255.255",
+    ])
+    func accepted(text: String) throws {
+        let prefix = try AddressPrefix(text)
+        #expect(!prefix.reachesIPv4MappedSpace)
+        #expect(prefix.listProblem == nil)
+    }
+
+    @Test("/0 is refused in either family")
+    func everything() throws {
+        #expect(try AddressPrefix("0.0.0.0/0").listProblem != nil)
+        #expect(try AddressPrefix("::/0").listProblem != nil)
+    }
+}

@@ -213,6 +213,22 @@ struct VerdictTests {
         #expect(try program.run(Packet.ipv4(source: client, transport: .tcp(destinationPort: 22))) == .pass)
     }
 
+    @Test("an IPv6 packet from ::ffff:a.b.c.d or elsewhere in ::/64 is never charged to the IPv4 source a.b.c.d, nor its /64 to every IPv4 address")
+    func ipv4MappedSourcesAreNotJudged() throws {
+        let program = try TestProgram(limits: XDPLimits.unlimited.with(source: .init(packetsPerSecond: 1, burst: 1),
+                                                                       subnet: .init(packetsPerSecond: 1, burst: 1)))
+        let mapped = Packet.ipv6(source: Packet.ipv6Address("::ffff:198.51.100.9"), transport: .tcp(destinationPort: 443))
+        let compatible = Packet.ipv6(source: Packet.ipv6Address("::198.51.100.9"), transport: .tcp(destinationPort: 443))
+        for packet in [mapped, compatible, mapped, compatible] {
+            #expect(try program.run(packet) == .pass)
+        }
+        #expect(try program.counters()["pass/malformed"] == 4)
+        #expect(try program.maps.droppedPackets(address: [198, 51, 100, 9]) == nil)
+        #expect(try program.maps.entries(of: program.maps.subnets) == 0, "no ::/64 bucket, whose ban would cover IPv4")
+        // The IPv4 source itself still gets its own budget, untouched by the IPv6 packets.
+        #expect(try program.run(Packet.ipv4(source: [198, 51, 100, 9], transport: .tcp(destinationPort: 443))) == .pass)
+    }
+
     @Test("a header chain the walk does not reach (seven IPv6 options, ESP) is limited by its source and subnet, whatever follows")
     func unwalkedHeadersAreLimited() throws {
         let program = try TestProgram(limits: XDPLimits.unlimited.with(source: .init(packetsPerSecond: 1, burst: 3)))

@@ -113,9 +113,7 @@ enum BanArgument {
     static func prefix(_ text: String) throws -> AddressPrefix {
         let prefix: AddressPrefix
         do { prefix = try AddressPrefix(text) } catch { throw ValidationError("\(error)") }
-        guard prefix.length > 0 else {
-            throw ValidationError("'\(text)' would ban every address: refusing a /0")
-        }
+        if let problem = prefix.listProblem { throw ValidationError("'\(text)': \(problem)") }
         return prefix
     }
 }

@@ -1,7 +1,7 @@
 # Gatewarden: build with the Swift toolchain, run on a slim Debian with only the runtime libraries.
 #
 #   docker build -t gatewarden .
-#   docker run --rm --network host --privileged -v /sys/fs/bpf:/sys/fs/bpf gatewarden serve
+#   docker run --rm --network host --privileged -v /sys/fs/bpf:/sys/fs/bpf -v gatewarden-state:/var/lib/gatewarden gatewarden serve
 #
 # Capabilities: loading and reading BPF needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN on kernels
 # before 5.8); attaching XDP and changing nftables needs CAP_NET_ADMIN; --netns needs CAP_SYS_ADMIN
@@ -16,7 +16,7 @@
 FROM swift:6.1-bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      pkg-config libbpf-dev libnftables-dev libmicrohttpd-dev libelf-dev zlib1g-dev libcrypt-dev linux-libc-dev \
+      pkg-config libbpf-dev libnftables-dev libmicrohttpd-dev libelf-dev zlib1g-dev libcrypt-dev linux-libc-dev libsqlite3-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Resolve dependencies first so source edits do not refetch them.
@@ -29,9 +29,12 @@ RUN swift build -c release --product gatewarden --static-swift-stdlib \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libbpf1 libnftables1 libmicrohttpd12 libelf1 zlib1g libcrypt1 ca-certificates \
+      libbpf1 libnftables1 libmicrohttpd12 libelf1 zlib1g libcrypt1 libsqlite3-0 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/gatewarden /usr/local/bin/gatewarden
+# The enforce loop's ban store: keep it on a volume, or recreating the container forgets every ban
+# and its history (the kernel keeps the bans it holds until they expire).
+VOLUME /var/lib/gatewarden
 EXPOSE 10099
 ENTRYPOINT ["/usr/local/bin/gatewarden"]
 CMD ["serve"]

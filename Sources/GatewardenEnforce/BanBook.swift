@@ -68,6 +68,9 @@ public struct BanBook {
                 removed += try store.remove(prefix: prefix, origin: origin).map(\.ban)
             }
         }
+        // Only what the store held is lifted: a ban the store does not know (another state directory,
+        // a hand-made nft element) is not this removal's to touch.
+        guard !removed.isEmpty else { return [] }
         let remaining = try store.activeBans(at: now).filter { $0.prefix == prefix && $0.origin != .policy }
         var released: Set<BlocklistHolder> = []
         if !remaining.contains(where: { $0.origin == .manual }) { released.insert(.manual) }

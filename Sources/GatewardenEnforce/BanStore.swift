@@ -63,6 +63,18 @@ public final class BanStore: Sendable {
         }
     }
 
+    /// Opens `<directory>/gatewarden.sqlite` if it exists; nil when there is none (no ban was ever
+    /// stored there): for readers, which must not create a store in a mistyped directory.
+    public static func existing(directory: String) throws(BanStore.Error) -> BanStore? {
+        let path = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
+        var status = stat()
+        guard lstat(path, &status) == 0 else {
+            if errno == ENOENT { return nil }
+            throw Error(path: path, problem: "cannot be read (\(systemError()))")
+        }
+        return try BanStore(directory: directory)
+    }
+
     /// Opens (creating when missing) `<directory>/gatewarden.sqlite`. Refuses, naming the file, a
     /// file that is not a Gatewarden store, is corrupt, or was written by a newer Gatewarden.
     public convenience init(directory: String = BanStore.defaultDirectory) throws(BanStore.Error) {
@@ -327,7 +339,7 @@ public final class BanStore: Sendable {
     /// (`-wal`, `-shm`, which copy the file's mode) are never readable by others either.
     private static func prepareFile(_ path: String, in directory: String) throws(BanStore.Error) {
         var status = stat()
-        if stat(directory, &status) != 0 {
+        if lstat(directory, &status) != 0 {
             guard errno == ENOENT else { throw Error(path: directory, problem: "cannot be read (\(systemError()))") }
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
@@ -337,8 +349,21 @@ public final class BanStore: Sendable {
             }
             // The umask may have taken bits away, never added; make it exactly 0700.
             guard chmod(directory, 0o700) == 0 else { throw Error(path: directory, problem: "chmod 0700: \(systemError())") }
+        } else if status.st_mode & S_IFMT == S_IFLNK {
+            throw Error(path: directory, problem: "is a symbolic link; give the real directory")
         } else if status.st_mode & S_IFMT != S_IFDIR {
             throw Error(path: directory, problem: "is not a directory")
+        }
+        // The store decides what a root process bans: a directory another user owns or may write
+        // to (a planted store, a link in place of the file's -wal) is refused.
+        guard lstat(directory, &status) == 0 else { throw Error(path: directory, problem: "cannot be read (\(systemError()))") }
+        guard status.st_uid == geteuid() else {
+            throw Error(path: directory, problem: "is owned by uid \(status.st_uid), not by this user (uid \(geteuid())); "
+                + "the ban store's directory must be")
+        }
+        guard status.st_mode & 0o022 == 0 else {
+            throw Error(path: directory, problem: "may be written by others (mode \(String(status.st_mode & 0o777, radix: 8))); "
+                + "make it 0700")
         }
         let descriptor = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {

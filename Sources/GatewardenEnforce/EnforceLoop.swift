@@ -37,11 +37,14 @@ public final class EnforceLoop: @unchecked Sendable {
     private let statisticsLock = NSLock()
     private var statisticsValue = EnforceStatistics()
     private let log: (String) -> Void
+    /// Held while this loop exists, when it keeps a state folder: one loop per namespace.
+    private let claim: LoopClaim?
 
     public init(namespace: NetworkNamespace, policy: Policy, store: BanStore, stateDirectory: String? = nil,
                 feeds: [BanFeed] = [], pinRoot: String = PinLayout.defaultRoot,
                 lockDirectory: String = ChangeLock.defaultDirectory,
-                log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(("gatewarden: enforce: " + $0 + "\n").utf8)) }) {
+                log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(("gatewarden: enforce: " + $0 + "\n").utf8)) }) throws {
+        self.claim = try stateDirectory.map { try LoopClaim(stateDirectory: $0) }
         self.namespace = namespace
         self.policy = policy
         self.book = BanBook(store: store, sinks: BanBook.sinks(for: namespace, pinRoot: pinRoot))

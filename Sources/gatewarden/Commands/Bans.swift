@@ -23,8 +23,9 @@ struct Bans: ParsableCommand {
 
         func run() throws {
             let now = Date()
-            let book = BanBook(store: try state.openStore(), sinks: BanBook.sinks(for: try state.namespace()))
-            let listings = try book.list(now: now)
+            let listings = try state.existingStore().map { store in
+                try BanBook(store: store, sinks: BanBook.sinks(for: try state.namespace())).list(now: now)
+            } ?? []
             if json {
                 print(BanListing.json(listings))
             } else if listings.isEmpty {
@@ -94,8 +95,10 @@ enum BanChange {
     static func remove(_ cidr: String, state: BanStateOptions, lock: ChangeLockOptions, command: String) throws {
         let prefix = try BanArgument.prefix(cidr)
         let namespace = try state.namespace()
-        let book = BanBook(store: try state.openStore(), sinks: BanBook.sinks(for: namespace))
-        let removed = try lock.holding(namespace, command: command) { try book.remove(prefix, now: Date()) }
+        let removed: [Ban] = try state.existingStore().map { store in
+            let book = BanBook(store: store, sinks: BanBook.sinks(for: namespace))
+            return try lock.holding(namespace, command: command) { try book.remove(prefix, now: Date()) }
+        } ?? []
         let policyHolds = XDPBanSink(namespace: namespace).instances().contains { instance in
             (try? instance.maps.holds()[prefix]?.origins.contains(.policy)) == true
         }

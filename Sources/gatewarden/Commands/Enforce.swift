@@ -54,7 +54,7 @@ struct Enforce: ParsableCommand {
 enum EnforceRunner {
     static func makeLoop(state: BanStateOptions, policy: Policy) throws -> EnforceLoop {
         let store = try state.openStore()
-        return EnforceLoop(namespace: try state.namespace(), policy: policy, store: store, stateDirectory: state.directory)
+        return try EnforceLoop(namespace: try state.namespace(), policy: policy, store: store, stateDirectory: state.directory)
     }
 
     static func report(_ outcome: EnforceLoop.Outcome) {

@@ -37,7 +37,15 @@ struct BanStateOptions: ParsableArguments {
         netns.map { "\(stateDir)/netns/\($0)" } ?? "\(stateDir)/host"
     }
 
+    /// The store, created when missing (the namespace is checked first, so a mistyped name creates nothing).
     func openStore() throws -> BanStore {
-        try BanStore(directory: directory)
+        _ = try namespace()
+        return try BanStore(directory: directory)
+    }
+
+    /// The store if one exists; readers and removals never create one.
+    func existingStore() throws -> BanStore? {
+        _ = try namespace()
+        return try BanStore.existing(directory: directory)
     }
 }

@@ -65,7 +65,15 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let namespace = try state.namespace()
-        let loop = noEnforce ? nil : try EnforceRunner.makeLoop(state: state, policy: try policyOptions.load())
+        let policy = try policyOptions.load()
+        // The exporter serves even when the loop cannot start (a read-only or foreign state folder,
+        // another loop running): the enforce collector then reports itself down.
+        var loop: EnforceLoop?
+        if !noEnforce {
+            do { loop = try EnforceRunner.makeLoop(state: state, policy: policy) } catch {
+                FileHandle.standardError.write(Data("gatewarden: not enforcing: \(error)\n".utf8))
+            }
+        }
         var configuration = MetricsHTTPServer.Configuration(listenAddress: try ListenAddress(parsing: listenAddress))
         configuration.telemetryPath = telemetryPath
         configuration.maxRequests = maxRequests

@@ -6,34 +6,36 @@ import GatewardenCore
 /// flushes, and it touches only the bans it manages (never the policy's).
 ///
 ///     let sinks: [BanSink] = [XDPBanSink(namespace: lab), NFTablesBanSink(namespace: lab)]
-///     for sink in sinks { try sink.hold(wanted, now: Date()) }
+///     for sink in sinks { try sink.apply([.manual: manual, .enforce: enforced], now: Date()) }
 public protocol BanSink {
     var layer: BanLayer { get }
 
     /// The managed bans this layer holds now, with their expiry (nil: for good).
     func installed(now: Date) throws -> [AddressPrefix: Date?]
 
-    /// Makes every ban of `wanted` present until at least its expiry, held for `holder` (manual
-    /// bans and enforced ones keep separate lifetimes where a layer records who holds a ban): adds
-    /// the missing ones and extends the shorter ones; leaves every other ban as it is. Returns how
-    /// many it wrote.
+    /// Makes every ban of `wanted` held until exactly its expiry (within a couple of seconds), per
+    /// holder where the layer records who holds a ban (manual bans and enforced ones keep separate
+    /// lifetimes): adds the missing ones, extends or shortens the others; bans not in `wanted` are
+    /// left as they are. Reads the layer once. Returns how many bans it wrote.
     @discardableResult
-    func hold(_ wanted: [AddressPrefix: Date?], for holder: BlocklistHolder, now: Date) throws -> Int
+    func apply(_ wanted: [BlocklistHolder: [AddressPrefix: Date?]], now: Date) throws -> Int
 
     /// Lifts `holders`' bans on `prefixes` (exact prefixes, not what they contain); a layer that
-    /// records no holders lifts the ban once `remaining` says no holder is left.
+    /// records no holders lifts the ban only when `lastHolder` says no holder is left.
     func lift(_ prefixes: [AddressPrefix], for holders: Set<BlocklistHolder>, lastHolder: Bool) throws
 }
 
 extension BanSink {
-    /// The bans of `wanted` this layer lacks or holds too briefly (by more than `slack`).
-    func missing(from installed: [AddressPrefix: Date?], wanted: [AddressPrefix: Date?],
-                 slack: TimeInterval = 2) -> [AddressPrefix: Date?] {
-        wanted.filter { prefix, expiry in
-            guard let current = installed[prefix] else { return true }
-            guard let current else { return false }                 // held for good already
-            guard let expiry else { return true }                   // wanted for good
-            return expiry.timeIntervalSince(current) > slack
+    /// Expiries closer than this are the same: a ban is not rewritten every interval for the
+    /// drift between the wall clock and the boot clock.
+    static var slack: TimeInterval { 2 }
+
+    /// Whether a layer holding `current` (nil: for good) must be rewritten to hold `wanted`.
+    static func differs(_ current: Date?, _ wanted: Date?) -> Bool {
+        switch (current, wanted) {
+        case (nil, nil): return false
+        case let (current?, wanted?): return abs(current.timeIntervalSince(wanted)) > slack
+        default: return true
         }
     }
 }

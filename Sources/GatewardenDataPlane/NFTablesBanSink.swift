@@ -46,37 +46,46 @@ public struct NFTablesBanSink: BanSink {
     }
 
     @discardableResult
-    public func hold(_ wanted: [AddressPrefix: Date?], for holder: BlocklistHolder, now: Date) throws -> Int {
+    public func apply(_ wanted: [BlocklistHolder: [AddressPrefix: Date?]], now: Date) throws -> Int {
         let nft = try NFTables(namespace: namespace)
         guard try nft.tableExists(family: GatewardenTable.family, name: GatewardenTable.name) else {
             throw TableMissing(namespace: namespace)
         }
+        // nftables keeps one element per prefix: it holds the latest of its holders' expiries.
+        var folded: [AddressPrefix: Date?] = [:]
+        for bans in wanted.values {
+            for (prefix, expiry) in bans {
+                if let held = folded[prefix] { folded[prefix] = held.flatMap { current in expiry.map { max(current, $0) } } }
+                else { folded[prefix] = expiry }
+            }
+        }
         let current = try installed(now: now)
-        let needed = missing(from: current, wanted: wanted)
+        let needed = folded.filter { prefix, expiry in current[prefix].map { Self.differs($0, expiry) } ?? true }
         guard !needed.isEmpty else { return 0 }
         var present = Array(current.keys)
         var additions: [(AddressPrefix, Date?)] = []
         var removals: [AddressPrefix] = []
         // Widest first, so a narrower ban finds the wider one that covers it.
         for (prefix, expiry) in needed.sorted(by: { $0.key.length < $1.key.length }) {
-            if present.contains(where: { $0 != prefix && $0.isIPv4 == prefix.isIPv4 && $0.length <= prefix.length && $0.overlaps(prefix) }) {
+            if present.contains(where: { $0 != prefix && $0.contains(prefix) }) {
                 continue
             }
-            let covered = present.filter { $0 != prefix && $0.isIPv4 == prefix.isIPv4 && $0.length > prefix.length && prefix.overlaps($0) }
+            // Held with another expiry: replaced in the same transaction (an element's timeout is set
+            // when it is added).
+            if current[prefix] != nil { removals.append(prefix) }
+            let covered = present.filter { $0 != prefix && prefix.contains($0) }
             removals += covered
             present.removeAll { covered.contains($0) }
-            present.append(prefix)
+            if !present.contains(prefix) { present.append(prefix) }
             additions.append((prefix, expiry))
         }
         var commands: [String] = []
         for ipv4 in [true, false] {
             let set = "\(GatewardenTable.qualifiedName) \(Self.setName(ipv4: ipv4))"
-            let gone = removals.filter { $0.isIPv4 == ipv4 }
-            for chunk in gone.chunked(4096) {
+            for chunk in removals.filter({ $0.isIPv4 == ipv4 }).chunked(4096) {
                 commands.append("delete element \(set) { \(chunk.map(\.description).joined(separator: ", ")) }")
             }
-            let added = additions.filter { $0.0.isIPv4 == ipv4 }
-            for chunk in added.chunked(4096) {
+            for chunk in additions.filter({ $0.0.isIPv4 == ipv4 }).chunked(4096) {
                 let elements = chunk.map { "\($0.0) timeout \(Self.timeoutText(until: $0.1, now: now))" }
                 commands.append("add element \(set) { \(elements.joined(separator: ", ")) }")
             }

@@ -43,16 +43,18 @@ public struct XDPBanSink: BanSink {
     }
 
     @discardableResult
-    public func hold(_ wanted: [AddressPrefix: Date?], for holder: BlocklistHolder, now: Date) throws -> Int {
+    public func apply(_ wanted: [BlocklistHolder: [AddressPrefix: Date?]], now: Date) throws -> Int {
         var written = 0
         for (_, maps) in instances() {
             try maps.changeBans { ledger in
-                for (prefix, expiry) in wanted {
-                    let current = ledger.bans[prefix]?.expiry(of: holder)
-                    let wantedBoot = expiry.map { Self.bootNanoseconds(of: $0, now: now, bootNow: ledger.now) } ?? 0
-                    if let current, current == 0 || (wantedBoot != 0 && wantedBoot <= current + 2_000_000_000) { continue }
-                    ledger.hold(prefix, for: holder, duration: expiry.map { .seconds(max($0.timeIntervalSince(now), 1)) })
-                    written += 1
+                for (holder, bans) in wanted {
+                    for (prefix, expiry) in bans {
+                        let current = ledger.bans[prefix]?.expiry(of: holder)
+                            .map { $0 == 0 ? nil : Self.wallClock(bootNanoseconds: $0, bootNow: ledger.now, now: now) }
+                        if let current, !Self.differs(current, expiry) { continue }
+                        ledger.hold(prefix, for: holder, duration: expiry.map { .seconds(max($0.timeIntervalSince(now), 1)) })
+                        written += 1
+                    }
                 }
             }
         }

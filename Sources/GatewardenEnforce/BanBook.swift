@@ -33,20 +33,16 @@ public struct BanBook {
                 .enforce: BanFold.expiries(of: bans.filter { $0.origin.isEnforced })]
     }
 
-    /// Brings every layer to hold what the store says; returns, per layer, how many bans it wrote.
+    /// Brings every layer to hold what the store says, each ban until exactly its expiry (a ban
+    /// shortened by `bans add --for` is shortened in the kernel too); returns, per layer, how many
+    /// bans it wrote.
     /// A layer that fails does not stop the others; its error comes back with the counts.
     public func apply(now: Date) throws -> (written: [BanLayer: Int], errors: [BanLayer: Error]) {
         let wanted = try wanted(now: now)
         var written: [BanLayer: Int] = [:]
         var errors: [BanLayer: Error] = [:]
         for sink in sinks {
-            do {
-                for holder in [BlocklistHolder.manual, .enforce] {
-                    written[sink.layer, default: 0] += try sink.hold(wanted[holder] ?? [:], for: holder, now: now)
-                }
-            } catch {
-                errors[sink.layer] = error
-            }
+            do { written[sink.layer] = try sink.apply(wanted, now: now) } catch { errors[sink.layer] = error }
         }
         return (written, errors)
     }
@@ -60,25 +56,52 @@ public struct BanBook {
     /// Removes the bans of `prefix` (of `origin`, or of every origin but the policy's) from the store,
     /// then from the layers, unless another origin still bans it there. Returns what was removed.
     public func remove(_ prefix: AddressPrefix, origin: BanOrigin? = nil, now: Date) throws -> [Ban] {
-        var removed: [Ban] = []
-        if let origin {
-            removed = try store.remove(prefix: prefix, origin: origin).map(\.ban)
-        } else {
-            for origin in BanOrigin.allCases where origin != .policy {
-                removed += try store.remove(prefix: prefix, origin: origin).map(\.ban)
-            }
-        }
-        // Only what the store held is lifted: a ban the store does not know (another state directory,
+        let origins = origin.map { Set([$0]) } ?? Set(BanOrigin.allCases.filter { $0 != .policy })
+        // Only what the store holds is lifted: a ban the store does not know (another state directory,
         // a hand-made nft element) is not this removal's to touch.
-        guard !removed.isEmpty else { return [] }
-        let remaining = try store.activeBans(at: now).filter { $0.prefix == prefix && $0.origin != .policy }
-        var released: Set<BlocklistHolder> = []
-        if !remaining.contains(where: { $0.origin == .manual }) { released.insert(.manual) }
-        if !remaining.contains(where: { $0.origin.isEnforced }) { released.insert(.enforce) }
-        for sink in sinks { try sink.lift([prefix], for: released, lastHolder: remaining.isEmpty) }
+        let held = try store.allEntries().filter { $0.ban.prefix == prefix && origins.contains($0.ban.origin) }
+        guard !held.isEmpty else { return [] }
+        // The layers first: if lifting fails, the store still has the ban and says so, and the next
+        // interval puts it back whole, instead of a kernel ban nobody remembers.
+        try release([prefix], now: now, excluding: origins)
+        var removed: [Ban] = []
+        for origin in origins { removed += try store.remove(prefix: prefix, origin: origin).map(\.ban) }
         // A narrower ban the lifted one covered in nftables' interval set goes in now.
         _ = try apply(now: now)
         return removed
+    }
+
+    /// Forgets the bans that ran out and lifts them from the layers where no other ban of the store
+    /// holds their prefix: a layer never keeps a ban longer than the store (nftables keeps an element
+    /// until its own timeout, which a ban shortened since may outlast). Returns the expired bans.
+    public func expire(now: Date) throws -> [Ban] {
+        let expired = try store.expire(at: now).filter(\.applied).map(\.ban)
+        if !expired.isEmpty { try release(Array(Set(expired.map(\.prefix))), now: now) }
+        return expired
+    }
+
+    /// Lifts from every layer the holds on `prefixes` that no active ban of the store keeps.
+    private func release(_ prefixes: [AddressPrefix], now: Date, excluding removed: Set<BanOrigin> = []) throws {
+        let wanted = Set(prefixes)
+        let active = try store.activeBans(at: now).filter {
+            wanted.contains($0.prefix) && $0.origin != .policy && !removed.contains($0.origin)
+        }
+        var groups: [Set<BlocklistHolder>: (lastHolder: [AddressPrefix], others: [AddressPrefix])] = [:]
+        for prefix in prefixes {
+            let remaining = active.filter { $0.prefix == prefix }
+            var released: Set<BlocklistHolder> = []
+            if !remaining.contains(where: { $0.origin == .manual }) { released.insert(.manual) }
+            if !remaining.contains(where: { $0.origin.isEnforced }) { released.insert(.enforce) }
+            guard !released.isEmpty else { continue }
+            if remaining.isEmpty { groups[released, default: ([], [])].lastHolder.append(prefix) }
+            else { groups[released, default: ([], [])].others.append(prefix) }
+        }
+        for (holders, group) in groups {
+            for sink in sinks {
+                if !group.lastHolder.isEmpty { try sink.lift(group.lastHolder, for: holders, lastHolder: true) }
+                if !group.others.isEmpty { try sink.lift(group.others, for: holders, lastHolder: false) }
+            }
+        }
     }
 
     /// One listed ban: the store's entry and the layers that hold its prefix now.

@@ -138,7 +138,7 @@ public final class EnforceLoop: @unchecked Sendable {
         }
 
         // 2. Expiries.
-        outcome.expired = try book.store.expire(at: now).count
+        outcome.expired = try book.expire(now: now).count
         if interval % 360 == 1 { _ = try book.store.pruneHistory(olderThan: now.addingTimeInterval(-policy.enforce.history.timeInterval)) }
 
         // 3. Evidence.

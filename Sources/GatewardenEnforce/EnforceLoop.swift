@@ -59,6 +59,9 @@ public final class EnforceLoop: @unchecked Sendable {
         statisticsValue.startedUnixSeconds = Date().timeIntervalSince1970
     }
 
+    /// How many of a subnet's sources must be banned for their own rate before the subnet is.
+    public static let subnetWitnesses = 2
+
     public var statistics: EnforceStatistics {
         statisticsLock.withLock { statisticsValue }
     }
@@ -74,6 +77,8 @@ public final class EnforceLoop: @unchecked Sendable {
         public var observing = false
         public var expired = 0
         public var deferred = 0
+        /// Violators not banned for want of proof they are real hosts (no completed handshake).
+        public var unverified = 0
         public var written: [BanLayer: Int] = [:]
         public var errors: [String] = []
     }
@@ -152,13 +157,33 @@ public final class EnforceLoop: @unchecked Sendable {
         let escalated = try EscalationEvidence(namespace: namespace)
             .subnets(ipv4Prefix: policy.ipv4SubnetPrefix, ipv6Prefix: policy.ipv6SubnetPrefix)
         candidates += escalated.map { BanCandidate(prefix: $0, origin: .escalation) }
-        candidates += subnets.promoted.map { BanCandidate(prefix: $0, origin: .rateSubnet) }
+        // A subnet is banned for its rate only on evidence from real hosts in it: at least
+        // `subnetWitnesses` of its sources banned for their own rate (each verified by a handshake).
+        // A flood forging addresses all over a victim's /24 never gets the /24 banned.
+        if !subnets.promoted.isEmpty {
+            let sourceBans = try book.store.activeBans(at: now).filter { $0.origin == .rateSource }
+            for subnet in subnets.promoted {
+                if sourceBans.filter({ subnet.contains($0.prefix) }).count >= Self.subnetWitnesses {
+                    candidates.append(BanCandidate(prefix: subnet, origin: .rateSubnet))
+                } else {
+                    outcome.unverified += 1
+                }
+            }
+        }
         for feed in feeds {
             do { candidates += try feed.poll(now: now).map { BanCandidate(prefix: $0, origin: feed.origin) } } catch {
                 outcome.errors.append("feed \(feed.origin): \(error)")
             }
         }
-        candidates += sources.promoted.map { BanCandidate(prefix: $0, origin: .rateSource) }
+        // A source is banned for its rate only if it completed a handshake lately: forging a victim's
+        // address can get the victim throttled, never banned.
+        if !sources.promoted.isEmpty {
+            let verified = try HandshakeEvidence(namespace: namespace).verifiedSources()
+            for source in sources.promoted {
+                if verified.contains(source) { candidates.append(BanCandidate(prefix: source, origin: .rateSource)) }
+                else { outcome.unverified += 1 }
+            }
+        }
 
         // 4. Promotion: never inside the allowlist (the enforcer's policy's, and the one loaded into
         // each instance), never wider than a subnet, at most the cap.
@@ -178,6 +203,7 @@ public final class EnforceLoop: @unchecked Sendable {
         updateStatistics { statistics in
             statistics.expiries += UInt64(outcome.expired)
             statistics.untracked += UInt64(sources.untracked + subnets.untracked)
+            statistics.unverified += UInt64(outcome.unverified)
             for ban in promotion.bans {
                 if outcome.observing { statistics.observedPromotions[ban.origin.rawValue, default: 0] += 1 }
                 else { statistics.promotions[ban.origin.rawValue, default: 0] += 1 }

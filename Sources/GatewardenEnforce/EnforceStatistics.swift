@@ -18,6 +18,8 @@ public struct EnforceStatistics: Codable, Sendable, Equatable {
     public var deferred: UInt64 = 0
     /// Offenders the violation trackers could not follow (they were full).
     public var untracked: UInt64 = 0
+    /// Violators not banned for want of proof they are real hosts.
+    public var unverified: UInt64 = 0
     public var intervals: UInt64 = 0
     public var failures: UInt64 = 0
     public var lastSuccessUnixSeconds: Double = 0

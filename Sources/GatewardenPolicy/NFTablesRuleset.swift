@@ -77,6 +77,11 @@ public struct NFTablesRuleset: Sendable, Equatable {
         conntrackCap.map { min(max($0 / Self.conntrackCapShareTarget, 1), Self.conntrackCapMaximumShards) }
     }
     static let conntrackCapShareTarget = 256
+
+    /// How long a completed handshake vouches for its source, and how many sources are vouched for at
+    /// once (a full set vouches for no new source: the loop then bans fewer, never more).
+    public static let verifiedFor = PolicyDuration(seconds: 600)
+    static let verifiedSetSize = 262_144
     static let conntrackCapMaximumShards = 4096
 
     /// Connections each share of the cap holds before it refuses.
@@ -178,6 +183,8 @@ public struct NFTablesRuleset: Sendable, Equatable {
                 meter("new_connections", source, policy.newConnectionsPerSource),
                 ("connections", NFTablesSetShape(comment: policy.concurrentConnectionsPerSource.map { "\(source) \(Self.connectionCount($0))" } ?? "unused",
                                                  timeoutSeconds: nil, size: Self.stateSetSize)),
+                ("verified", NFTablesSetShape(comment: "\(source) completed a handshake (the enforce loop bans no other source)",
+                                              timeoutSeconds: Self.verifiedFor.seconds, size: Self.verifiedSetSize)),
             ]
             return perFamily.map { (name: "\($0.0)_\(family.suffix)", type: family.type, shape: $0.1) }
         }
@@ -277,6 +284,13 @@ public struct NFTablesRuleset: Sendable, Equatable {
         // Until the server answers, the client's first data is `new` too, and synproxy sends the SYN
         // again for it: the connection's label bit says it was judged already.
         let completed = "tcp dport \(ports) \(Self.unjudgedConnection)"
+        // A source that completed a handshake to a protected port is a real host: with synproxy, no
+        // spoofed address ever gets here. The enforce loop bans a source for its rate only if it is
+        // in this set (whatever the limits below then do to the connection), so forging a victim's address can throttle it but never get it banned.
+        for family in families {
+            rules.append("meta nfproto \(family.nfproto) \(completed) update @verified_\(family.suffix) { \(family.ip) saddr } "
+                + "comment \"verified-source-\(family.suffix)\"")
+        }
         if let escalation = policy.escalationPerSubnet {
             for family in families {
                 // A ban puts the subnet on probation until `escalation.block_for` after it ends; back

@@ -8,8 +8,9 @@ import Glibc
 ///     let follower = LogFollower(path: "/var/log/nginx/gatewarden.log")
 ///     follower.poll(now: now) { line in ... }   // each line without its newline
 ///
-/// - The first time the file is opened, it is read from its end (what was logged before the follower
-///   started is not news); a file that appears later, or replaces the followed one, from its start.
+/// - A file that exists when the follower is made is read from its end (what was logged before the
+///   follower started is not news); a file that appears later, or replaces the followed one, from its
+///   start.
 /// - Rotation by rename: the old file is drained to its end before the new one is followed, and is
 ///   still read while nginx keeps writing to it (until it reopens its logs), up to `Limits.retireAfter`
 ///   seconds without growth.
@@ -55,13 +56,15 @@ public final class LogFollower {
     private var current: OpenLog?
     /// A file renamed away, still read until nginx stops writing to it.
     private var retiring: OpenLog?
-    private var hasOpenedOnce = false
+    /// Whether the next file opened is the one that was there when the follower was made.
+    private var startsAtEnd: Bool
     private var buffer: [UInt8]
 
     public init(path: String, limits: Limits = Limits()) {
         self.path = path
         self.limits = limits
         buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        startsAtEnd = FileIdentity(path: path) != nil
     }
 
     deinit {
@@ -80,7 +83,7 @@ public final class LogFollower {
                 retiring = nil
             }
         }
-        if current == nil { current = open(fromEnd: !hasOpenedOnce, now: now) }
+        if current == nil { current = open(fromEnd: startsAtEnd, now: now) }
         guard let file = current else {
             statistics.isFollowing = false
             return
@@ -113,7 +116,7 @@ public final class LogFollower {
             statistics.openFailures += 1
             return nil
         }
-        hasOpenedOnce = true
+        startsAtEnd = false
         let file = OpenLog(descriptor: descriptor, identity: FileIdentity(status), now: now)
         if fromEnd && status.st_size > 0 {
             file.offset = Int64(status.st_size)

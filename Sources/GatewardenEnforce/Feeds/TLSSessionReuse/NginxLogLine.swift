@@ -71,14 +71,14 @@ public struct NginxLogLine: Sendable, Equatable {
               let address = fields.next().flatMap(ClientAddress.init(text:)),
               let connection = fields.next().flatMap(Self.wholeNumber), connection > 0,
               let requests = fields.next().flatMap(Self.wholeNumber), requests > 0,
-              let reused = fields.next(), reused.count == 1,
+              let reused = fields.next(), reused.count == 1, let reusedByte = reused.first,
               let tlsProtocol = fields.next(), !tlsProtocol.isEmpty,
               let status = fields.next().flatMap(Self.wholeNumber), status.isStatus,
               let requestTime = fields.next().flatMap(Self.milliseconds),
               fields.isAtEnd
         else { throw .malformed }
-        let isTLS = !(tlsProtocol.count == 1 && tlsProtocol[0] == UInt8(ascii: "-"))
-        switch (reused[0], isTLS) {
+        let isTLS = !(tlsProtocol.count == 1 && tlsProtocol.first == UInt8(ascii: "-"))
+        switch (reusedByte, isTLS) {
         case (UInt8(ascii: "r"), true): session = .resumed
         case (UInt8(ascii: "."), true): session = .new
         case (UInt8(ascii: "-"), false): session = .notTLS

@@ -14,7 +14,8 @@ import GatewardenCore
 import GatewardenEnforce
 import GatewardenPolicy
 
-let lineCount = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 2_000_000
+let arguments = Array(CommandLine.arguments.dropFirst())
+let lineCount = arguments.first.flatMap(Int.init) ?? 2_000_000
 let start: Int64 = 1_800_000_000_000
 
 /// A deterministic generator, so that runs compare.
@@ -35,8 +36,10 @@ func makeLog(lines: Int) -> [UInt8] {
     text.reserveCapacity(lines * 64)
     var connection = 1_000
     for index in 0..<lines {
-        let roll = random.next() % 100
+        var roll = random.next() % 100
         let network = random.next() % 50_000
+        // The first 100 /24s are bots: their first requests are all new sessions.
+        if network < 100 && roll >= 30 { roll = 70 }
         let address = "\(10 + network / 65536 % 200).\(network / 256 % 256).\(network % 256).\(random.next() % 254 + 1)"
         let time = Double(start + Int64(index) * 200_000 / Int64(lines)) / 1000   // 200 s of log
         let stamp = String(format: "%.3f", time)
@@ -76,6 +79,12 @@ func configuration() -> SessionReuseJudge.Configuration {
     .init(minimumConnections: 15, newSessionRatio: 0.95, windowSeconds: 600, ipv4Prefix: 24, ipv6Prefix: 64)
 }
 
+// The child process of part 3.
+if arguments.first == "memory", let sources = arguments.dropFirst().first.flatMap(Int.init) {
+    measureMemory(sources: sources)
+    exit(0)
+}
+
 let log = makeLog(lines: lineCount)
 print("gatewarden-feed-bench: \(lineCount) lines, \(log.count / 1_000_000) MB, 50,000 /24s, 200 s of log")
 
@@ -100,7 +109,7 @@ let splitRate = Double(lineCount) / median(baselineRuns)
 let judgedRate = Double(lineCount) / median(judgedRuns)
 print(String(format: "parse + judge (one core): median %.0f lines/s of 3 (runs: %@); split only: %.0f lines/s; judged at %.2fx the cost of splitting",
              judgedRate, judgedRuns.map { String(format: "%.3f s", $0) }.joined(separator: ", "), splitRate, splitRate / judgedRate))
-print("  networks flagged in the mix: \(flaggedCount) (the ~30% of first requests that never resume, spread over 50,000 /24s)")
+print("  flags: \(flaggedCount) (100 of the 50,000 /24s never resume; each is flagged again once it has 15 more connections)")
 
 // 2. Through the feed, from a file.
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatewarden-feed-bench-\(getpid())")
@@ -121,14 +130,24 @@ for run in 0..<3 {
 }
 print(String(format: "feed from a file (read + split + parse + judge): median %.0f lines/s of 3", Double(lineCount) / median(feedRuns)))
 
-// 3. Memory for distinct sources.
+// 3. Memory for distinct sources, each size in a fresh process (so freed memory of one run does not
+// hide the next one's).
+fflush(nil)   // our buffered lines before the children's
+for sources in [1_000_000, 10_000_000] {
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+    child.arguments = ["memory", "\(sources)"]
+    try child.run()
+    child.waitUntilExit()
+}
+
 func residentBytes() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
     let fields = text.split(separator: " ")
     return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
 }
 
-for sources in [1_000_000, 10_000_000] {
+func measureMemory(sources: Int) {
     let before = residentBytes()
     var judge = SessionReuseJudge(configuration: configuration())
     judge.advance(toMilliseconds: start + 600_000)

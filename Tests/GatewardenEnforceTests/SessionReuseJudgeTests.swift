@@ -140,6 +140,17 @@ struct SessionReuseJudgeTests {
         #expect(flagged(&judge, (0..<15).map { line("203.0.113.\(100 + $0)", at: 700, connection: 400 + UInt64($0)) }) == ["203.0.113.0/24"])
     }
 
+    @Test("a restart shows in plain-HTTP first requests too, and not in a long keep-alive connection's later requests")
+    func restartSignals() {
+        var judge = judge()
+        _ = flagged(&judge, [line("192.0.2.1", resumed: true, connection: 100_000)])
+        #expect(judge.judge(line("192.0.2.1", connection: 7, requests: 40)) == .ignored(.repeatRequest))
+        #expect(judge.restartsDetected == 0)
+        #expect(judge.judge(line("192.0.2.2", connection: 3, tls: false)) == .ignored(.notTLS))
+        #expect(judge.restartsDetected == 1)
+        #expect(judge.judge(line("192.0.2.3", connection: 4)) == .ignored(.restartDiscount))
+    }
+
     @Test("connection numbers a little out of order (slow requests log late) are no restart")
     func reorderingIsNoRestart() {
         var judge = judge()

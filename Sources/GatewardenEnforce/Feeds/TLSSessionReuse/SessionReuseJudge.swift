@@ -131,13 +131,15 @@ public struct SessionReuseJudge {
         if nowMilliseconds != .min && line.timeMilliseconds > nowMilliseconds &+ configuration.futureToleranceMilliseconds {
             return .ignored(.future)
         }
-        if line.session == .notTLS { return .ignored(.notTLS) }
         guard line.isFirstRequest else { return .ignored(.repeatRequest) }
+        // Every first request tells the connection counter, plain HTTP too; later requests of a
+        // connection carry its old number, however long it has been open.
         if restarts.isRestart(connection: line.connection) {
             restartsDetected += 1
             restartGraceEnds = line.timeMilliseconds &+ Int64(configuration.windowSeconds) * 1000
             seenSinceRestart = []
         }
+        if line.session == .notTLS { return .ignored(.notTLS) }
         let index = line.timeMilliseconds / bucketMilliseconds
         if index > clock { moveClock(to: index) }
         guard index > clock - Int64(buckets.count) else { return .ignored(.stale) }

@@ -94,3 +94,8 @@ public final class TLSSessionReuseFeed {
         newestLineMilliseconds = max(newestLineMilliseconds ?? .min, line.timeMilliseconds)
     }
 }
+
+extension TLSSessionReuseFeed: BanFeed {
+    /// Its bans carry origin `tls`.
+    public var origin: BanOrigin { .tls }
+}

@@ -77,6 +77,7 @@ let package = Package(
                           dependencies: ["GatewardenBenchBPF", "GatewardenCore", "GatewardenKernel", "GatewardenDataPlane"]),
         .executableTarget(name: "gatewarden-list-bench",
                           dependencies: ["GatewardenBPF", "GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy"]),
+        .executableTarget(name: "gatewarden-feed-bench", dependencies: ["GatewardenCore", "GatewardenPolicy", "GatewardenEnforce"]),
         .executableTarget(name: "gatewarden-scrape-bench",
                           dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "CGatewardenABI"]),
         .executableTarget(name: "gatewarden-store-bench", dependencies: ["GatewardenEnforce", "GatewardenCore", "GatewardenPolicy"]),
@@ -95,7 +96,7 @@ let package = Package(
         .testTarget(name: "GatewardenPolicyTests", dependencies: ["GatewardenPolicy", "GatewardenCore", "GatewardenDataPlane", "GatewardenTestSupport"]),
         .testTarget(name: "GatewardenKernelTests",
                     dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy", "GatewardenLoad",
-                                   "GatewardenBPF", "CLinux", "GatewardenTestSupport", "gatewarden"]),
+                                   "GatewardenBPF", "GatewardenEnforce", "CLinux", "GatewardenTestSupport", "gatewarden"]),
     ],
     swiftLanguageModes: [.v6]
 )

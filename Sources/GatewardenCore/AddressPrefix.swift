@@ -58,6 +58,17 @@ public struct AddressPrefix: Hashable, Sendable, CustomStringConvertible {
         self = candidate
     }
 
+    /// The network of `length` bits that contains `address` (16 bytes, IPv4 mapped into ::ffff:0:0/96
+    /// as `bytes` holds it): host bits are cleared, not refused. Nil for another byte count or a
+    /// length outside the family's range.
+    ///
+    ///     AddressPrefix(containing: bytesOf192_0_2_77, length: 24, isIPv4: true)   // 192.0.2.0/24
+    public init?(containing address: [UInt8], length: Int, isIPv4: Bool) {
+        guard address.count == 16, (0...(isIPv4 ? 32 : 128)).contains(length) else { return nil }
+        let unmasked = AddressPrefix(uncheckedBytes: address, length: length, isIPv4: isIPv4)
+        self.init(uncheckedBytes: unmasked.masked(address), length: length, isIPv4: isIPv4)
+    }
+
     package init(uncheckedBytes: [UInt8], length: Int, isIPv4: Bool) {
         self.bytes = uncheckedBytes
         self.length = length

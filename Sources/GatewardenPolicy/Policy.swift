@@ -66,6 +66,9 @@ public struct Policy: Sendable, Equatable {
     public var xdpSourcesMapSize = Int(1 << 20)
     public var xdpSubnetsMapSize = Int(1 << 18)
 
+    /// The TLS-session-reuse feed (the nginx log read by the enforce loop); nil: off.
+    public var tlsSessionReuse: TLSSessionReuseSettings?
+
     public init() {}
 
     /// The policy used without `--policy`: the seed articles' limits.

@@ -97,6 +97,7 @@ public struct PolicyParser {
             case "ct_mark_drop": policy.ctMarkDrop = integer(value, key, in: 1...Int(UInt32.max)).map(UInt32.init)
             case "xdp": readXDP(value, into: &policy)
             case "enforce": readEnforce(value, into: &policy)
+            case "tls_session_reuse": policy.tlsSessionReuse = tlsSessionReuse(value, key)
             default: problem(keyNode, key, "unknown key")
             }
         }
@@ -197,6 +198,69 @@ public struct PolicyParser {
             }
             return true
         }
+    }
+
+    /// The feed's section: `off`, or a mapping with `log` and any of the optional keys.
+    private mutating func tlsSessionReuse(_ node: Node, _ path: String) -> TLSSessionReuseSettings? {
+        if isOff(node) { return nil }
+        guard let mapping = node.mapping else {
+            problem(node, path, "expected a mapping with at least `log`, or off")
+            return nil
+        }
+        guard mapping["log"] != nil else {
+            problem(node, "\(path).log", "missing: the path of the nginx log in the gatewarden format")
+            return nil
+        }
+        var settings = TLSSessionReuseSettings(log: "")
+        forEachKey(node, path) { parser, key, value, path in
+            switch key {
+            case "log": settings.log = parser.absolutePath(value, path) ?? ""
+            case "min_connections":
+                settings.minConnections = parser.integer(value, path, in: TLSSessionReuseSettings.minConnectionsRange)
+                    ?? settings.minConnections
+            case "new_session_ratio": settings.newSessionRatio = parser.ratio(value, path) ?? settings.newSessionRatio
+            case "window":
+                if let window = parser.duration(value, path) {
+                    let range = TLSSessionReuseSettings.windowRange
+                    if range.contains(window.seconds) {
+                        settings.window = window
+                    } else {
+                        parser.problem(value, path, "\(window) is out of range \(PolicyDuration(seconds: range.lowerBound))"
+                            + "...\(PolicyDuration(seconds: range.upperBound))")
+                    }
+                }
+            case "prefix":
+                settings.ipv4Prefix = parser.integer(value, path, in: TLSSessionReuseSettings.ipv4PrefixRange) ?? settings.ipv4Prefix
+            case "ipv6_prefix":
+                settings.ipv6Prefix = parser.integer(value, path, in: TLSSessionReuseSettings.ipv6PrefixRange) ?? settings.ipv6Prefix
+            case "ban_for": settings.banFor = parser.duration(value, path) ?? settings.banFor
+            default: return false
+            }
+            return true
+        }
+        // A `log` that was refused leaves the feed off (the problem is already reported).
+        return settings.log.isEmpty ? nil : settings
+    }
+
+    /// An absolute file path: the feed runs as a service, whose working directory is no place to look.
+    private mutating func absolutePath(_ node: Node, _ key: String) -> String? {
+        guard let text = node.string, node.scalar != nil, text.hasPrefix("/"), !text.contains("\0"),
+              !text.hasSuffix("/") else {
+            problem(node, key, "expected the absolute path of a file, such as /var/log/nginx/gatewarden.log")
+            return nil
+        }
+        return text
+    }
+
+    /// A share strictly between 0 and 1: 0.95, or 95%.
+    private mutating func ratio(_ node: Node, _ key: String) -> Double? {
+        let text = node.string ?? ""
+        let value = text.hasSuffix("%") ? Double(text.dropLast()).map { $0 / 100 } : Double(text)
+        guard node.scalar != nil, let value, value > 0, value < 1 else {
+            problem(node, key, "expected a share between 0 and 1 (exclusive), such as 0.95 or 95%")
+            return nil
+        }
+        return value
     }
 
     /// An allowed source must not also be banned: which layer wins would depend on rule order.

@@ -23,6 +23,17 @@ struct AddressPrefixTests {
     func refused(text: String) {
         #expect(throws: AddressPrefix.ParseError.self) { try AddressPrefix(text) }
     }
+
+    @Test("the network containing an address: host bits cleared; wrong sizes and lengths give nil")
+    func containing() throws {
+        let host = try AddressPrefix("203.0.113.77")
+        #expect(AddressPrefix(containing: host.bytes, length: 24, isIPv4: true)?.description == "203.0.113.0/24")
+        #expect(AddressPrefix(containing: host.bytes, length: 24, isIPv4: true) == (try AddressPrefix("203.0.113.0/24")))
+        let v6 = try AddressPrefix("2001:db8:1:2:3:4:5:6")
+        #expect(AddressPrefix(containing: v6.bytes, length: 64, isIPv4: false)?.description == "2001:db8:1:2::/64")
+        #expect(AddressPrefix(containing: host.bytes, length: 33, isIPv4: true) == nil)
+        #expect(AddressPrefix(containing: [1, 2, 3, 4], length: 24, isIPv4: true) == nil)
+    }
 }
 
 /// Widening a source to its subnet, and containment: what bans and the allowlist are judged by.

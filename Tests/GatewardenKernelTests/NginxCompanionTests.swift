@@ -192,9 +192,10 @@ extension NginxCompanionTests {
     static let companion = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("deploy/nginx")
 
-    /// A lab with nginx running the companion in the gateway namespace and addresses for the clients;
+    /// A lab with nginx running the companion in the gateway namespace and addresses for the clients
+    /// (192.0.2.10-79; other suites, such as TLSSessionReuseFeedKernelTests, add their own);
     /// `body` runs, then everything is removed.
-    private func withCompanion(_ body: (LabNetwork, Nginx, CompanionClient) throws -> Void) throws {
+    func withCompanion(_ body: (LabNetwork, Nginx, CompanionClient) throws -> Void) throws {
         let lab = try LabNetwork()
         defer { lab.remove() }
         try lab.addClientAddresses((10...79).map { "192.0.2.\($0)" }, prefix: 24)

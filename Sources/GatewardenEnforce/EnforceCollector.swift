@@ -89,6 +89,36 @@ public struct EnforceCollector: Collector {
             single("gatewarden_enforce_observing", "1 when the loop records bans without applying them (observe mode).",
                    .gauge, statistics.observing ? 1 : 0),
         ]
+        families += Self.feedFamilies(statistics.feeds)
         return families
+    }
+
+    /// `gatewarden_<origin>_feed_*` for each feed the loop ran (today `tls`).
+    static func feedFamilies(_ feeds: [String: FeedFigures]) -> [MetricFamily] {
+        var lines = MetricFamily(name: "gatewarden_feed_lines_total", help: "Log lines a feed read.", type: .counter)
+        var skipped = MetricFamily(name: "gatewarden_feed_lines_skipped_total",
+                                   help: "Log lines a feed skipped, by reason (other formats, garbage, too long, not TLS, ...).",
+                                   type: .counter)
+        var judged = MetricFamily(name: "gatewarden_feed_connections_judged_total",
+                                  help: "Connections a feed counted as evidence (first requests of TLS connections).", type: .counter)
+        var flagged = MetricFamily(name: "gatewarden_feed_prefixes_flagged_total", help: "Networks a feed found and asked to ban.",
+                                   type: .counter)
+        var restarts = MetricFamily(name: "gatewarden_feed_restarts_detected_total",
+                                    help: "Web server restarts a feed saw (connection numbers starting again).", type: .counter)
+        var lag = MetricFamily(name: "gatewarden_feed_lag_seconds",
+                               help: "Age of the newest line a feed read: grows when the log stops moving.", type: .gauge)
+        var following = MetricFamily(name: "gatewarden_feed_following", help: "1 while the feed's log is open.", type: .gauge)
+        for (feed, figures) in feeds.sorted(by: { $0.key < $1.key }) {
+            lines.add(["feed": feed], Double(figures.linesRead))
+            for (reason, count) in figures.linesSkipped.sorted(by: { $0.key < $1.key }) {
+                skipped.add(["feed": feed, "reason": reason], Double(count))
+            }
+            judged.add(["feed": feed], Double(figures.connectionsJudged))
+            flagged.add(["feed": feed], Double(figures.prefixesFlagged))
+            restarts.add(["feed": feed], Double(figures.restartsDetected))
+            if let seconds = figures.lagSeconds { lag.add(["feed": feed], seconds) }
+            following.add(["feed": feed], figures.following ? 1 : 0)
+        }
+        return [lines, skipped, judged, flagged, restarts, lag, following]
     }
 }

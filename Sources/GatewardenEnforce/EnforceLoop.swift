@@ -170,10 +170,16 @@ public final class EnforceLoop: @unchecked Sendable {
                 }
             }
         }
+        var feedCandidates: [(feed: BanFeed, candidates: [BanCandidate])] = []
         for feed in feeds {
-            do { candidates += try feed.poll(now: now).map { BanCandidate(prefix: $0, origin: feed.origin) } } catch {
+            do {
+                let found = try feed.poll(now: now).filter { $0.length >= feed.shortestLength(ipv4: $0.isIPv4) }
+                feedCandidates.append((feed, found.map { BanCandidate(prefix: $0, origin: feed.origin) }))
+            } catch {
                 outcome.errors.append("feed \(feed.origin): \(error)")
             }
+            let figures = feed.figures
+            updateStatistics { $0.feeds[feed.origin.rawValue] = figures }
         }
         // A source is banned for its rate only if it completed a handshake lately: forging a victim's
         // address can get the victim throttled, never banned.
@@ -186,18 +192,34 @@ public final class EnforceLoop: @unchecked Sendable {
         }
 
         // 4. Promotion: never inside the allowlist (the enforcer's policy's, and the one loaded into
-        // each instance), never wider than a subnet, at most the cap.
+        // each instance), never wider than its origin judges (a subnet at the policy's prefix, a feed
+        // at its own), at most the cap, shared by every origin in the order above.
         var allowed = policy.allowlist
         for instance in instances {
             allowed += (try? instance.maps.allowlist.keys(as: gw_lpm_key.self).map(AddressPrefix.init(lpmKey:))) ?? []
         }
-        let eligible = candidates.filter { candidate in
-            let narrowest = candidate.prefix.isIPv4 ? policy.ipv4SubnetPrefix : policy.ipv6SubnetPrefix
-            return candidate.prefix.length >= narrowest && candidate.prefix.listProblem == nil
+        func eligible(_ candidate: BanCandidate, shortest: Int) -> Bool {
+            candidate.prefix.length >= shortest && candidate.prefix.listProblem == nil
                 && !allowed.contains { $0.overlaps(candidate.prefix) }
         }
-        let promotion = try book.store.promote(eligible, now: now, schedule: schedule, applied: !outcome.observing,
-                                               limit: policy.enforce.maxNewBansPerInterval)
+        let subnetLength = { (prefix: AddressPrefix) in prefix.isIPv4 ? self.policy.ipv4SubnetPrefix : self.policy.ipv6SubnetPrefix }
+        var batches: [(schedule: BanSchedule, candidates: [BanCandidate])] = [
+            (schedule, candidates.filter { eligible($0, shortest: subnetLength($0.prefix)) }),
+        ]
+        for (feed, found) in feedCandidates {
+            let feedSchedule = BanSchedule(banFor: feed.banFor, maxBan: max(policy.enforce.maxBan, feed.banFor),
+                                           history: policy.enforce.history)
+            batches.append((feedSchedule, found.filter { eligible($0, shortest: feed.shortestLength(ipv4: $0.prefix.isIPv4)) }))
+        }
+        var promotion = BanStore.Promotion()
+        for batch in batches where !batch.candidates.isEmpty {
+            let room = max(policy.enforce.maxNewBansPerInterval - promotion.bans.count, 0)
+            let promoted = try book.store.promote(batch.candidates, now: now, schedule: batch.schedule,
+                                                  applied: !outcome.observing, limit: room)
+            promotion.bans += promoted.bans
+            promotion.alreadyBanned += promoted.alreadyBanned
+            promotion.deferred += promoted.deferred
+        }
         outcome.promoted = promotion.bans
         outcome.deferred = promotion.deferred.count
         updateStatistics { statistics in

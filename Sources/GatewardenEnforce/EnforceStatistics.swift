@@ -26,6 +26,8 @@ public struct EnforceStatistics: Codable, Sendable, Equatable {
     public var lastDurationSeconds: Double = 0
     public var lastError: String?
     public var observing = false
+    /// Each feed's figures, by origin (`tls`).
+    public var feeds: [String: FeedFigures] = [:]
     /// When the loop (re)started, so a reader can tell counters that restarted.
     public var startedUnixSeconds: Double = 0
 

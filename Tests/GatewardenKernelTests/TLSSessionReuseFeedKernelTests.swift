@@ -2,7 +2,9 @@ import Foundation
 import Testing
 import GatewardenCore
 import GatewardenPolicy
+import GatewardenDataPlane
 import GatewardenEnforce
+import GatewardenKernel
 
 /// The TLS-session-reuse feed reading the access log of a real nginx (the companion config, TLS with a
 /// shared session cache) that real clients in the lab's client namespace connect to: a bot that never
@@ -25,6 +27,50 @@ struct TLSSessionReuseFeedKernelTests {
             #expect(stats.connectionsJudged == 40 && stats.prefixesFlagged == 1, "\(stats)")
             #expect(stats.linesSkippedTotal == 0, "\(stats.linesSkipped)")
             #expect(stats.lagSeconds.map { $0 < 30 } == true)
+        }
+    }
+}
+
+extension TLSSessionReuseFeedKernelTests {
+    @Test("through the enforce loop: the /24 that never resumes is banned with origin tls in both layers within two intervals, the resuming one is not")
+    func bansTheNetworkThatNeverResumes() throws {
+        try SessionReuseLab.run { lab, nginx, client, feed in
+            let instance = ["--interface", lab.gatewayInterface, "--netns", lab.gateway]
+            try GatewardenBinary.run(["load"] + instance)
+            defer { _ = try? GatewardenBinary.run(["unload"] + instance, check: false) }
+            let state = FileManager.default.temporaryDirectory.appendingPathComponent("gwt-tls-loop-\(getpid())").path
+            defer { try? FileManager.default.removeItem(atPath: state) }
+            var policy = Policy.builtInDefault
+            policy.tlsSessionReuse = feed.settings
+            let namespace = try NetworkNamespace(optionalName: lab.gateway)
+            let loop = try EnforceLoop(namespace: namespace, policy: policy, store: try BanStore(directory: state),
+                                       stateDirectory: state, feeds: [feed], log: { _ in })
+
+            let master = try #require(nginx.pid)
+            _ = try client.resume(Array(repeating: "fresh", count: 20), version: "TLSv1_2", from: SessionReuseLab.botAddress, master: master)
+            _ = try client.resume(["fresh"] + Array(repeating: "resume", count: 19), version: "TLSv1_2",
+                                  from: SessionReuseLab.browserAddress, master: master)
+            usleep(300_000)   // nginx writes a line as each request ends
+            let bot = try AddressPrefix("203.0.113.0/24")
+            var intervals = 0
+            var banned: [Ban] = []
+            while intervals < 2 && banned.isEmpty {
+                let outcome = loop.runOnce()
+                #expect(outcome.errors.isEmpty, "\(outcome.errors)")
+                banned = outcome.promoted
+                intervals += 1
+            }
+            #expect(banned.map(\.prefix) == [bot], "within two intervals")
+            #expect(banned.first?.origin == .tls)
+            let listed = try loop.book.list(now: Date())
+            #expect(listed.map(\.ban.prefix) == [bot])
+            #expect(Set(listed.first?.layers ?? []) == [.xdp, .nft], "in both layers")
+            // Its 1h is the feed's ban_for, not the loop's 30m.
+            let length = try #require(listed.first?.ban.expires).timeIntervalSince(try #require(listed.first?.ban.created))
+            #expect(length >= 3600 && length <= 3960, "\(length)")
+            // The bot's next connection goes nowhere; the resuming client's network still connects.
+            let after = try client.resume(["fresh"], version: "TLSv1_2", from: SessionReuseLab.browserAddress, master: master)
+            #expect(after.count == 1)
         }
     }
 }

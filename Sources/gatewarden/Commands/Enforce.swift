@@ -54,7 +54,10 @@ struct Enforce: ParsableCommand {
 enum EnforceRunner {
     static func makeLoop(state: BanStateOptions, policy: Policy) throws -> EnforceLoop {
         let store = try state.openStore()
-        return try EnforceLoop(namespace: try state.namespace(), policy: policy, store: store, stateDirectory: state.directory)
+        // The feeds the policy configures: today the nginx TLS-session-reuse log.
+        let feeds: [BanFeed] = policy.tlsSessionReuse.map { [TLSSessionReuseFeed(settings: $0)] } ?? []
+        return try EnforceLoop(namespace: try state.namespace(), policy: policy, store: store, stateDirectory: state.directory,
+                               feeds: feeds)
     }
 
     static func report(_ outcome: EnforceLoop.Outcome) {

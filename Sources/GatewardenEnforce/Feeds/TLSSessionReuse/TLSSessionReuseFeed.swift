@@ -98,4 +98,20 @@ public final class TLSSessionReuseFeed {
 extension TLSSessionReuseFeed: BanFeed {
     /// Its bans carry origin `tls`.
     public var origin: BanOrigin { .tls }
+
+    public var banFor: Duration { .seconds(Int64(clamping: settings.banFor.seconds)) }
+
+    public func shortestLength(ipv4: Bool) -> Int { ipv4 ? settings.ipv4Prefix : settings.ipv6Prefix }
+
+    public var figures: FeedFigures {
+        var figures = FeedFigures()
+        figures.linesRead = statistics.linesRead
+        figures.linesSkipped = Dictionary(uniqueKeysWithValues: statistics.linesSkipped.map { ($0.key.rawValue, $0.value) })
+        figures.connectionsJudged = statistics.connectionsJudged
+        figures.prefixesFlagged = statistics.prefixesFlagged
+        figures.restartsDetected = statistics.restartsDetected
+        figures.lagSeconds = statistics.lagSeconds
+        figures.following = statistics.isFollowing
+        return figures
+    }
 }

@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "GatewardenPolicyTests", dependencies: ["GatewardenPolicy", "GatewardenCore", "GatewardenDataPlane", "GatewardenTestSupport"]),
         .testTarget(name: "GatewardenKernelTests",
                     dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy", "GatewardenLoad",
-                                   "GatewardenBPF", "CLinux", "GatewardenTestSupport", "gatewarden"]),
+                                   "GatewardenEnforce", "GatewardenBPF", "CLinux", "GatewardenTestSupport", "gatewarden"]),
     ],
     swiftLanguageModes: [.v6]
 )

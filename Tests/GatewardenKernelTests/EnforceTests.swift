@@ -54,7 +54,9 @@ struct EnforceTests {
         #expect(try lab.probe(port: 9999, count: 20) == 20)
         let passed = try lab.lab.witnessPackets(from: lab.lab.clientAddress)
         #expect(passed == 20, "after its expiry every packet passes, \(passed) of 20 did")
-        #expect(try lab.bans().filter { $0.prefix == lab.lab.clientAddress + "/32" }.isEmpty, "the expired ban is still listed")
+        let listedAfterExpiry = try lab.bans()
+        #expect(listedAfterExpiry.filter { $0.prefix == lab.lab.clientAddress + "/32" }.isEmpty,
+                "the expired ban is still listed: \(listedAfterExpiry); enforce said: \(enforce.log)")
 
         // A second offence: twice as long.
         let again = try lab.startPacedUDP(packetsPerSecond: 250, seconds: 10)

@@ -223,9 +223,10 @@ final class EnforceProcess {
 }
 
 extension RunningFlood {
-    /// Ends the sender now (by its PID) and waits for it.
+    /// Ends the sender now (by its PID) and waits for it. SIGKILL: the test runner's children
+    /// inherit SIGTERM blocked, and a sender that ignores it would keep flooding.
     func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         _ = output.fileHandleForReading.readDataToEndOfFile()
     }

@@ -214,7 +214,7 @@ struct EnforceTests {
     func observeModeRecordsOnly() throws {
         let lab = try EnforceLab()
         defer { lab.remove() }
-        try lab.load(EnforceLab.policy(enforce: Self.fastEnforce, extra: "mode: observe\n"))
+        try lab.load(EnforceLab.policy(enforce: "{interval: 1s, violations: 2, window: 3s, ban_for: 1h}", extra: "mode: observe\n"))
         try lab.lab.addWitness(sources: [lab.lab.clientAddress], port: 443)
         let enforce = try lab.startEnforce()
         usleep(1_500_000)

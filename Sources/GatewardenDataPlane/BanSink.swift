@@ -26,15 +26,17 @@ public protocol BanSink {
 }
 
 extension BanSink {
-    /// Expiries closer than this are the same: a ban is not rewritten every interval for the
-    /// drift between the wall clock and the boot clock.
-    static var slack: TimeInterval { 2 }
-
-    /// Whether a layer holding `current` (nil: for good) must be rewritten to hold `wanted`.
-    static func differs(_ current: Date?, _ wanted: Date?) -> Bool {
+    /// Whether a layer holding a ban until `current` (nil: for good) must be rewritten to hold it until
+    /// `wanted`. Expiries within 2 seconds, or 2% of the time left, are the same: a layer counts a
+    /// timeout from when it wrote the ban (a 100,000-ban write takes tens of seconds), and the wall
+    /// clock drifts against the boot clock; rewriting every ban at every interval for that would cost
+    /// more than the precision is worth.
+    static func differs(_ current: Date?, _ wanted: Date?, now: Date) -> Bool {
         switch (current, wanted) {
         case (nil, nil): return false
-        case let (current?, wanted?): return abs(current.timeIntervalSince(wanted)) > slack
+        case let (current?, wanted?):
+            let slack = max(2, 0.02 * wanted.timeIntervalSince(now))
+            return abs(current.timeIntervalSince(wanted)) > slack
         default: return true
         }
     }

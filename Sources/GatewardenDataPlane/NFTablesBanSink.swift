@@ -38,8 +38,11 @@ public struct NFTablesBanSink: BanSink {
         var held: [AddressPrefix: Date?] = [:]
         for ipv4 in [true, false] {
             let json = try nft.run("list set \(GatewardenTable.qualifiedName) \(Self.setName(ipv4: ipv4))", json: true)
+            // Remaining times count from the listing, not from the interval's start: with 100,000
+            // elements the two are seconds apart.
+            let listedAt = Date()
             for (prefix, expires) in Self.elements(inListing: json) {
-                held[prefix] = expires.map { $0 >= Double(Self.forGood) - 86400 ? nil : now.addingTimeInterval($0) } ?? .some(nil)
+                held[prefix] = expires.map { $0 >= Double(Self.forGood) - 86400 ? nil : listedAt.addingTimeInterval($0) } ?? .some(nil)
             }
         }
         return held
@@ -60,25 +63,13 @@ public struct NFTablesBanSink: BanSink {
             }
         }
         let current = try installed(now: now)
-        let needed = folded.filter { prefix, expiry in current[prefix].map { Self.differs($0, expiry) } ?? true }
+        let needed = folded.filter { prefix, expiry in current[prefix].map { Self.differs($0, expiry, now: now) } ?? true }
         guard !needed.isEmpty else { return 0 }
-        var present = Array(current.keys)
-        var additions: [(AddressPrefix, Date?)] = []
-        var removals: [AddressPrefix] = []
-        // Widest first, so a narrower ban finds the wider one that covers it.
-        for (prefix, expiry) in needed.sorted(by: { $0.key.length < $1.key.length }) {
-            if present.contains(where: { $0 != prefix && $0.contains(prefix) }) {
-                continue
-            }
-            // Held with another expiry: replaced in the same transaction (an element's timeout is set
-            // when it is added).
-            if current[prefix] != nil { removals.append(prefix) }
-            let covered = present.filter { $0 != prefix && prefix.contains($0) }
-            removals += covered
-            present.removeAll { covered.contains($0) }
-            if !present.contains(prefix) { present.append(prefix) }
-            additions.append((prefix, expiry))
-        }
+        let plan = IntervalPlan(present: current.keys, needed: needed)
+        let additions = plan.additions
+        // Held with another expiry: replaced in the same transaction (an element's timeout is set
+        // when it is added).
+        let removals = plan.removals + additions.map(\.0).filter { current[$0] != nil }
         var commands: [String] = []
         for ipv4 in [true, false] {
             let set = "\(GatewardenTable.qualifiedName) \(Self.setName(ipv4: ipv4))"
@@ -86,7 +77,10 @@ public struct NFTablesBanSink: BanSink {
                 commands.append("delete element \(set) { \(chunk.map(\.description).joined(separator: ", ")) }")
             }
             for chunk in additions.filter({ $0.0.isIPv4 == ipv4 }).chunked(4096) {
-                let elements = chunk.map { "\($0.0) timeout \(Self.timeoutText(until: $0.1, now: now))" }
+                // A timeout counts from when the element is written, which a large batch reaches well
+                // after the interval began: counted from now, the element ends when the ban does.
+                let writtenAt = Date()
+                let elements = chunk.map { "\($0.0) timeout \(Self.timeoutText(until: $0.1, now: writtenAt))" }
                 commands.append("add element \(set) { \(elements.joined(separator: ", ")) }")
             }
         }
@@ -157,5 +151,48 @@ public struct NFTablesBanSink: BanSink {
 extension Array {
     func chunked(_ size: Int) -> [ArraySlice<Element>] {
         stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
+    }
+}
+
+/// Which bans to add to an interval set and which narrower ones to delete for them, found with
+/// hashed look-ups per prefix length rather than by comparing every ban with every other: a
+/// restore of 100,000 bans into an empty set is 100,000 steps, not 10^10.
+///
+/// A needed ban inside a wider one present (or added before it: the widest go first) is left out;
+/// a needed ban that covers narrower ones present replaces them.
+struct IntervalPlan {
+    private(set) var additions: [(AddressPrefix, Date?)] = []
+    private(set) var removals: [AddressPrefix] = []
+
+    init<Present: Sequence>(present: Present, needed: [AddressPrefix: Date?]) where Present.Element == AddressPrefix {
+        var present = Set(present)
+        // The prefix lengths in use per family: a wider ban can only be one of these.
+        var lengths: [Bool: Set<Int>] = [:]
+        for prefix in present { lengths[prefix.isIPv4, default: []].insert(prefix.length) }
+        // The bans present, filed under their network at each length a needed ban has, so the
+        // ones a needed ban covers are one look-up away.
+        let neededLengths = Set(needed.keys.map { LengthKey(isIPv4: $0.isIPv4, length: $0.length) })
+        var narrower: [AddressPrefix: [AddressPrefix]] = [:]
+        for prefix in present {
+            for key in neededLengths where key.isIPv4 == prefix.isIPv4 && key.length < prefix.length {
+                narrower[prefix.widened(to: key.length), default: []].append(prefix)
+            }
+        }
+        // Widest first, so a narrower ban finds the wider one that covers it.
+        for (prefix, expiry) in needed.sorted(by: { ($0.key.length, $0.key.description) < ($1.key.length, $1.key.description) }) {
+            let wider = (lengths[prefix.isIPv4] ?? []).filter { $0 < prefix.length }
+            if wider.contains(where: { present.contains(prefix.widened(to: $0)) }) { continue }
+            let covered = (narrower[prefix] ?? []).filter { present.contains($0) }
+            removals += covered
+            for gone in covered { present.remove(gone) }
+            present.insert(prefix)
+            lengths[prefix.isIPv4, default: []].insert(prefix.length)
+            additions.append((prefix, expiry))
+        }
+    }
+
+    private struct LengthKey: Hashable {
+        let isIPv4: Bool
+        let length: Int
     }
 }

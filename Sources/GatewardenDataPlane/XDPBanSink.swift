@@ -47,11 +47,13 @@ public struct XDPBanSink: BanSink {
         var written = 0
         for (_, maps) in instances() {
             try maps.changeBans { ledger in
+                // The wall clock as the ledger read the boot clock: expiries convert between the two.
+                let now = Date()
                 for (holder, bans) in wanted {
                     for (prefix, expiry) in bans {
                         let current = ledger.bans[prefix]?.expiry(of: holder)
                             .map { $0 == 0 ? nil : Self.wallClock(bootNanoseconds: $0, bootNow: ledger.now, now: now) }
-                        if let current, !Self.differs(current, expiry) { continue }
+                        if let current, !Self.differs(current, expiry, now: now) { continue }
                         ledger.hold(prefix, for: holder, duration: expiry.map { .seconds(max($0.timeIntervalSince(now), 1)) })
                         written += 1
                     }

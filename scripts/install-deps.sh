@@ -10,6 +10,9 @@ packages=(
   iproute2 nftables curl python3
   # protection tests: a real nginx with TLS (a certificate made by openssl) under a spoofed SYN flood (raw AF_PACKET frames from Python)
   nginx-light openssl
+  # benchmarks (scripts/bench.sh): trafgen floods veth pairs; unshare, taskset and timeout bound and place the
+  # generators and servers (nginx-light, openssl and python3 are listed above)
+  netsniff-ng util-linux coreutils
   # persist tests: systemd-analyze verify reads the boot unit
   systemd
   # monitoring checks: promtool (rules, metrics), a real Prometheus and Alertmanager, the Python

@@ -79,6 +79,7 @@ class Lab:
         self.gateway = f"{tag}-gw"
         self.client = f"{tag}-cl"
         self.workdir = tempfile.mkdtemp(prefix=f"{tag}-")
+        os.chmod(self.workdir, 0o755)  # nginx's workers (www-data) read the files served from it
 
     def __enter__(self):
         try:

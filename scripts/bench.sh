@@ -68,16 +68,35 @@ results=$(mktemp -d "/tmp/$tag-results.XXXXXX")
 section_pid=""
 failed=()
 
-# Ends the running section: its whole process group (timeout made one of its own), then the namespaces
-# its tools name after their own PIDs, and every namespace named after this run.
+# Every process below PID, children first found: a tool may start its own in other process groups
+# (Foundation's Process does), and those must end with the section too.
+descendants() {
+  local child
+  for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+
+# Ends the running section: its process group (timeout made one of its own) and every process below it,
+# then the namespaces its tools name after their own PIDs, and every namespace named after this run.
 end_section() {
   [ -n "$section_pid" ] || return 0
-  local children
-  children=$(cat "/proc/$section_pid/task/$section_pid/children" 2>/dev/null || true)
-  kill -TERM -- "-$section_pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 -- "-$section_pid" 2>/dev/null || break; sleep 0.2; done
-  kill -KILL -- "-$section_pid" 2>/dev/null || true
-  for pid in $children; do
+  local processes
+  processes=$(descendants "$section_pid")
+  kill -TERM -- "-$section_pid" $processes 2>/dev/null || true
+  # Up to 10 s for them to remove what they made (the Python scripts do on SIGTERM).
+  local _ target alive
+  for _ in $(seq 50); do
+    alive=0
+    for target in "-$section_pid" $processes; do
+      kill -0 -- "$target" 2>/dev/null && alive=1
+    done
+    [ "$alive" -eq 1 ] || break
+    sleep 0.2
+  done
+  kill -KILL -- "-$section_pid" $processes 2>/dev/null || true
+  for pid in $processes; do
     for namespace in "gw-scrape-bench-$pid" "gwbench-lists-$pid"; do
       ip netns pids "$namespace" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
       ip netns del "$namespace" 2>/dev/null || true
@@ -89,7 +108,7 @@ end_section() {
 cleanup() {
   set +e
   end_section
-  for namespace in $(ip netns list | awk '{print $1}' | grep "^$tag-"); do
+  for namespace in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$tag-"); do
     ip netns pids "$namespace" | xargs -r kill -KILL 2>/dev/null
     ip netns del "$namespace"
   done

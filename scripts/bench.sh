@@ -18,6 +18,7 @@
 # from generators and measured processes alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ left in scripts/bench
 
 usage() {
   sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'

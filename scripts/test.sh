@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || echo "test: not root: kernel tests will be skipped (run as root to include them)" >&2
 # Alert rules and dashboards first: they need no build.
 bash scripts/check-monitoring.sh
+# The benchmark report's own unit tests (no root, nothing measured).
+python3 -B -m unittest discover -s scripts/bench -q
 swift build --build-tests
 # The fuzz run (PolicyFuzzTests: gatewarden-fuzz over generated broken policies and web configs) lasts
 # GATEWARDEN_FUZZ_SECONDS, 30 by default.

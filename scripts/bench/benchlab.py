@@ -51,6 +51,12 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
+def contents(path):
+    """A file's text, the file closed at once."""
+    with open(path) as file:
+        return file.read()
+
+
 def exit_on_sigterm():
     """SIGTERM (bench.sh's trap, `timeout`) unwinds like Ctrl-C, so every `finally` removes what it made."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -201,8 +207,8 @@ class Nginx:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                master = int(open(self.lab.path("nginx.pid")).read())
-                workers = open(f"/proc/{master}/task/{master}/children").read().split()
+                master = int(contents(self.lab.path("nginx.pid")))
+                workers = contents(f"/proc/{master}/task/{master}/children").split()
                 if workers:
                     self.master, self.worker = master, int(workers[0])
                     return self
@@ -211,11 +217,11 @@ class Nginx:
             time.sleep(0.05)
         self.__exit__()
         log_path = self.lab.path("error.log")
-        raise RuntimeError("nginx did not start: " + (open(log_path).read() if os.path.exists(log_path) else ""))
+        raise RuntimeError("nginx did not start: " + (contents(log_path) if os.path.exists(log_path) else ""))
 
     def __exit__(self, *_):
         try:
-            os.kill(int(open(self.lab.path("nginx.pid")).read()), signal.SIGTERM)
+            os.kill(int(contents(self.lab.path("nginx.pid"))), signal.SIGTERM)
             self.process.wait(timeout=5)
         except (OSError, ValueError, subprocess.TimeoutExpired):
             self.process.kill()

@@ -25,7 +25,7 @@ import json
 import os
 import subprocess
 
-from benchlab import GATEWAY_ADDRESS, GENERATOR_CPU, Lab, Nginx, emit, exit_on_sigterm, log, median, run
+from benchlab import GATEWAY_ADDRESS, GENERATOR_CPU, Lab, Nginx, contents, emit, exit_on_sigterm, log, median, run
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
@@ -129,7 +129,7 @@ def make_certificates(lab):
 def cpu_ticks(pid):
     """utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat; the command
     name, field 2, is in parentheses and may hold spaces, so fields are counted after its ')')."""
-    fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+    fields = contents(f"/proc/{pid}/stat").rpartition(")")[2].split()
     return int(fields[11]) + int(fields[12])
 
 

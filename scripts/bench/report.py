@@ -21,6 +21,12 @@ import sys
 NOT_YET = "not yet measured: lands with the enforce loop"
 
 
+def contents(path):
+    """A file's text, the file closed at once."""
+    with open(path) as file:
+        return file.read()
+
+
 # MARK: The machine
 
 def first_line(arguments):
@@ -32,9 +38,9 @@ def first_line(arguments):
 
 
 def describe_machine():
-    cpuinfo = open("/proc/cpuinfo").read()
+    cpuinfo = contents("/proc/cpuinfo")
     model = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M)
-    memory = re.search(r"^MemTotal:\s*(\d+) kB", open("/proc/meminfo").read(), re.M)
+    memory = re.search(r"^MemTotal:\s*(\d+) kB", contents("/proc/meminfo"), re.M)
     repository = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     commit = first_line(["git", "-C", repository, "rev-parse", "--short=12", "HEAD"])
     dirty = subprocess.run(["git", "-C", repository, "status", "--porcelain", "--untracked-files=no"],
@@ -49,7 +55,7 @@ def describe_machine():
         "swift": first_line(["swift", "--version"]),
         "nginx": first_line(["nginx", "-v"]),
         "trafgen": first_line(["trafgen", "--version"]),
-        "load_average": open("/proc/loadavg").read().split()[:3],
+        "load_average": contents("/proc/loadavg").split()[:3],
     }
 
 
@@ -57,19 +63,23 @@ def describe_machine():
 
 def read_json(results, name):
     path = os.path.join(results, name + ".json")
-    return json.load(open(path)) if os.path.exists(path) else None
+    return json.loads(contents(path)) if os.path.exists(path) else None
 
 
 def read_text(results, name):
     path = os.path.join(results, name + ".txt")
-    return open(path).read() if os.path.exists(path) else None
+    return contents(path) if os.path.exists(path) else None
 
 
 def failure(results, name):
     """What a section that did not complete said, or why it has no figures."""
     path = os.path.join(results, name + ".error")
     if os.path.exists(path):
-        return "**Not measured in this run: the section failed.** Its last words:\n\n```\n" + open(path).read().strip() + "\n```\n"
+        return "**Not measured in this run: the section failed.** Its last words:\n\n```\n" + contents(path).strip() + "\n```\n"
+    text = read_text(results, name)
+    if text is not None:
+        # The tool ran but printed nothing this script can read: its format changed. Show what it printed.
+        return "**The tool's output has no table this report can read** (did its format change?). It printed:\n\n```\n" + text.strip() + "\n```\n"
     return "**Not measured in this run** (skipped).\n"
 
 
@@ -206,7 +216,9 @@ def section_syn_flood(results):
            "limit) while a legitimate client opens a new TLS connection per request, 10 a second. Frames the gateway "
            "received per second are what it absorbed (veth: its softirq runs on the generator's CPU). Rounds without "
            "and with Gatewarden (default policy: synproxy answers untracked SYNs) alternate; medians, and for the "
-           "legitimate client totals over all rounds.\n"]
+           "legitimate client totals over all rounds. Conntrack entries are counted from each round's start (a "
+           "legitimate connection stays for its timeout): with Gatewarden they are the legitimate client's, one a "
+           "request; without it conntrack is not loaded at all.\n"]
     if not data:
         return "\n".join(out) + "\n" + failure(results, "syn_flood")
     without, with_ = data["without"], data["with"]
@@ -219,7 +231,7 @@ def section_syn_flood(results):
          f"{with_['legitimate_ok']} / {with_['legitimate_failed']}", ""),
         ("legitimate latency p50 / p99, ms", f"{without['legitimate_p50_ms']} / {without['legitimate_p99_ms']}",
          f"{with_['legitimate_p50_ms']} / {with_['legitimate_p99_ms']}", ""),
-        ("conntrack entries, peak", number(without["conntrack_peak"]), number(with_["conntrack_peak"]), ""),
+        ("conntrack entries added in a round, most", number(without["conntrack_peak"]), number(with_["conntrack_peak"]), ""),
     ]))
     errors = without["errors"] + with_["errors"]
     if errors:
@@ -292,8 +304,8 @@ def section_summary(results):
         lines.append(f"- Spoofed SYN flood on one CPU: the gateway absorbed **{w['absorbed_per_second']:,.0f} SYN/s** with "
                      f"Gatewarden, {wo['absorbed_per_second']:,.0f} without "
                      f"({w['absorbed_per_second'] / wo['absorbed_per_second']:.2f}x); legitimate TLS requests with "
-                     f"Gatewarden: {w['legitimate_ok']} ok, {w['legitimate_failed']} failed; conntrack peak "
-                     f"{w['conntrack_peak']}.")
+                     f"Gatewarden: {w['legitimate_ok']} ok, {w['legitimate_failed']} failed; conntrack entries added in a round "
+                     f"at most {w['conntrack_peak']} (the flood's SYNs are not tracked).")
     return "## Summary\n\n" + ("\n".join(lines) if lines else "No figures in this run.") + "\n"
 
 

@@ -8,7 +8,8 @@ certificate). From the client namespace, pinned to the first CPU:
   - a legitimate HTTPS client opens a new TLS connection per request, 10 a second, over the flood,
     sharing the generator's CPU as if it shared the uplink.
 On veth the gateway's softirq runs on the generator's CPU, so frames the gateway received per second are
-what it absorbs. A sampler reads the gateway's conntrack count every 50 ms. Rounds without and with
+what it absorbs. A sampler reads the gateway's conntrack count every 50 ms: the entries a round added (the
+legitimate client's own connections among them, once Gatewarden loaded conntrack). Rounds without and with
 Gatewarden (`gatewarden load`, default policy: synproxy answers SYNs to protected ports untracked)
 alternate; medians count.
 
@@ -55,16 +56,20 @@ pick = lambda q: round(latencies[min(len(latencies) - 1, int(len(latencies) * q)
 print(json.dumps({"ok": len(latencies), "failed": failed, "p50_ms": pick(0.5), "p99_ms": pick(0.99), "errors": errors[:3]}))
 """
 
-# Reads the namespace's conntrack count every 50 ms until its input closes; prints the highest.
+# Reads the namespace's conntrack count every 50 ms until its input closes; prints how far the highest rose
+# above the first (entries of earlier rounds' connections linger for their timeouts; they are not this round's).
 SAMPLER = r"""
 import select, sys
-peak = 0
-while not select.select([sys.stdin], [], [], 0.05)[0]:
+def count():
     try:
-        peak = max(peak, int(open("/proc/sys/net/netfilter/nf_conntrack_count").read()))
+        with open("/proc/sys/net/netfilter/nf_conntrack_count") as file:
+            return int(file.read())
     except OSError:
-        pass
-print(peak)
+        return 0
+start = peak = count()
+while not select.select([sys.stdin], [], [], 0.05)[0]:
+    peak = max(peak, count())
+print(peak - start)
 """
 
 
@@ -142,7 +147,7 @@ def main():
                     results[name].append(result)
                     log(f"SYN flood, round {round}, {name} Gatewarden: {result['absorbed_per_second']:,.0f} SYN/s absorbed, "
                         f"legitimate {result['legitimate']['ok']} ok {result['legitimate']['failed']} failed, "
-                        f"conntrack peak {result['conntrack_peak']}")
+                        f"conntrack entries added {result['conntrack_peak']}")
     emit({
         "seconds": options.seconds,
         "rounds": options.rounds,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates docs/benchmarks.md from one run: every figure and every ratio in it measured in the same run,
-# on the machine it describes. Needs root (BPF, network namespaces); about 8 minutes, `--quick` about 2.
+# on the machine it describes. Needs root (BPF, network namespaces); about 7 minutes after the build, `--quick` about 1.5.
 #
 #   sudo scripts/bench.sh [--quick] [--output FILE] [--skip-build]
 #
@@ -148,7 +148,7 @@ if [ "$quick" -eq 1 ]; then
 else
   mode=full
   xdp=(--runs 7 --sources 1000000); veth=(--frames 1000000 --rounds 3)
-  nginx=(--scale 1 --rounds 3); syn=(--seconds 5 --rounds 3); scrape=(--scrapes 30); lists=(--runs 3)
+  nginx=(--scale 1 --rounds 3); syn=(--seconds 3 --rounds 5); scrape=(--scrapes 30); lists=(--runs 3)
 fi
 
 started=$SECONDS

@@ -175,7 +175,8 @@ def section_veth(results):
                        f"{row['vs_no_filter']:.2f}x") for row in data["rows"]]))
     out.append("veth is not a NIC: its frames arrive as skbs the sender already built, and native XDP on veth copies "
                "each one that lacks XDP headroom (trafgen's do) into a page of its own before the program runs, so "
-               "native mode does not beat generic here. On a physical NIC native XDP drops a frame before the kernel "
+               "native and generic mode cost about the same here (which one is ahead changes from run to run). On a "
+               "physical NIC native XDP drops a frame before the kernel "
                "allocates anything. The cost of the program itself is the XDP table above.\n")
     return "\n".join(out)
 

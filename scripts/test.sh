@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 # Alert rules and dashboards first: they need no build; then the attack lab's own unit tests.
 bash scripts/check-monitoring.sh
 python3 -B -m unittest discover -s scripts/lab -p 'test_*.py'
+# The benchmark report's own unit tests (no root, nothing measured).
+python3 -B -m unittest discover -s scripts/bench -q
 swift build --build-tests
 # The fuzz run (PolicyFuzzTests: gatewarden-fuzz over generated broken policies and web configs) lasts
 # GATEWARDEN_FUZZ_SECONDS, 30 by default.

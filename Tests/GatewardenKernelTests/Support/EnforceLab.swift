@@ -143,11 +143,27 @@ final class EnforceLab {
 
     // MARK: Traffic
 
+    /// One TCP connection from the client to port 80 of the gateway: synproxy completes the handshake
+    /// (nothing needs to listen), which marks the client a real host for the enforce loop. A source
+    /// still banned from an earlier offence gets no answer: that is not an error here.
+    func completeHandshake() throws {
+        try Command.run(["ip", "netns", "exec", lab.client, "python3", "-c", """
+            import socket
+            s = socket.socket()
+            s.settimeout(2)
+            try:
+                s.connect(("\(lab.gatewayAddress)", 80))
+            except OSError:
+                pass
+            s.close()
+            """])
+    }
+
     /// Sends UDP from the client to `port` at `packetsPerSecond`, paced, for `seconds`, in the
     /// background; `finish()` returns how many were handed to the kernel. The client first completes
     /// a TCP handshake to port 80, as a real host does: the loop bans no source without one.
     func startPacedUDP(port: Int = 443, packetsPerSecond: Double, seconds: Double) throws -> RunningFlood {
-        try lab.sendSYNs(count: 1, port: 80)
+        try completeHandshake()
         let script = """
         import socket, time
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

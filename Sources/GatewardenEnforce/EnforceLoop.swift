@@ -211,9 +211,16 @@ public final class EnforceLoop: @unchecked Sendable {
                                            history: policy.enforce.history)
             batches.append((feedSchedule, found.filter { eligible($0, shortest: feed.shortestLength(ipv4: $0.prefix.isIPv4)) }))
         }
+        // Room: the per-interval cap, and a ceiling on enforced bans in force, so the loop never fills
+        // the smaller of the two ban lists (nftables' `blocklist.size`, XDP's blocklist): a tenth of it
+        // stays free for manual bans, and a full list never refuses an operator's.
+        let ceiling = min(policy.blocklistSize, XDPMaps.blocklistCapacity) * 9 / 10
+        let enforcedInForce = try book.store.counts(at: now).filter { $0.key.isEnforced }.reduce(0) { $0 + $1.value.applied }
+        let allowedNow = outcome.observing ? policy.enforce.maxNewBansPerInterval
+            : max(min(policy.enforce.maxNewBansPerInterval, ceiling - enforcedInForce), 0)
         var promotion = BanStore.Promotion()
         for batch in batches where !batch.candidates.isEmpty {
-            let room = max(policy.enforce.maxNewBansPerInterval - promotion.bans.count, 0)
+            let room = max(allowedNow - promotion.bans.count, 0)
             let promoted = try book.store.promote(batch.candidates, now: now, schedule: batch.schedule,
                                                   applied: !outcome.observing, limit: room)
             promotion.bans += promoted.bans

@@ -28,7 +28,11 @@ public struct KernelRepair {
         let interfaces = PinLayout.interfaces(root: pinRoot, namespace: namespace)
         guard !interfaces.isEmpty else { return [] }
         var damage: Set<String> = []
-        if try !NFTables(namespace: namespace).tableExists(family: GatewardenTable.family, name: GatewardenTable.name) {
+        let nft = try NFTables(namespace: namespace)
+        if try !nft.tableExists(family: GatewardenTable.family, name: GatewardenTable.name) {
+            damage.insert("table")
+        } else if try Self.ruleCount(nft) == 0 {
+            // `nft flush table inet gatewarden` keeps the table and empties it: as good as gone.
             damage.insert("table")
         }
         for interface in interfaces {
@@ -36,6 +40,14 @@ public struct KernelRepair {
             if link.exists, (try? link.info())?.interfaceIndex ?? 0 == 0 { damage.insert("xdp") }
         }
         return damage
+    }
+
+    /// The rules in the table (a terse listing: no set elements).
+    static func ruleCount(_ nft: NFTables) throws -> Int {
+        let json = try nft.run("list table \(GatewardenTable.qualifiedName)", json: true, terse: true)
+        guard let root = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+              let objects = root["nftables"] as? [[String: Any]] else { return 0 }
+        return objects.filter { $0["rule"] != nil }.count
     }
 
     public struct NothingRecorded: Error, CustomStringConvertible {

@@ -34,6 +34,10 @@ public final class EnforceLoop: @unchecked Sendable {
     private var rateEvidence = XDPRateEvidence()
     private var feeds: [BanFeed]
     private var interval: UInt64 = 0
+    /// When both layers were last brought to the store without error.
+    private var lastFullApply: Date?
+    /// The longest the layers go unchecked against the store while nothing changes.
+    static let reconcileEvery: TimeInterval = 60
     private let statisticsLock = NSLock()
     private var statisticsValue = EnforceStatistics()
     private let log: (String) -> Void
@@ -244,8 +248,16 @@ public final class EnforceLoop: @unchecked Sendable {
         }
 
         // 5. Both layers hold every active ban. What they lacked beyond this interval's new bans
-        // had been lost (a flush, a reboot, a crash between store and kernel): a repair.
+        // had been lost (a flush, a reboot, a crash between store and kernel): a repair. Reading
+        // both layers whole costs about a second per 10,000 bans, so it is done when something
+        // changed (a new ban, an expiry, a repair, the first interval) and otherwise once a minute,
+        // which bounds how long a ban deleted by hand from one layer stays missing.
+        let changed = !promotion.bans.isEmpty || outcome.expired > 0 || !outcome.repaired.isEmpty
+        if !changed, let lastFullApply, now.timeIntervalSince(lastFullApply) < Self.reconcileEvery, now >= lastFullApply {
+            return
+        }
         let applied = try book.apply(now: now)
+        if applied.errors.isEmpty { lastFullApply = now }
         outcome.written = applied.written
         let fresh = outcome.observing ? 0 : Set(promotion.bans.map(\.prefix)).count
         updateStatistics { statistics in

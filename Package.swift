@@ -78,6 +78,8 @@ let package = Package(
         .executableTarget(name: "gatewarden-list-bench",
                           dependencies: ["GatewardenBPF", "GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy"]),
         .executableTarget(name: "gatewarden-feed-bench", dependencies: ["GatewardenCore", "GatewardenPolicy", "GatewardenEnforce"]),
+        .executableTarget(name: "gatewarden-ban-bench",
+                          dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane"]),
         .executableTarget(name: "gatewarden-scrape-bench",
                           dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "CGatewardenABI"]),
         .executableTarget(name: "gatewarden-store-bench", dependencies: ["GatewardenEnforce", "GatewardenCore", "GatewardenPolicy"]),

@@ -60,7 +60,8 @@ fi
 
 mount -t bpf bpf /sys/fs/bpf
 bin=$(swift build -c release --show-bin-path)
-for tool in gatewarden gatewarden-bench gatewarden-scrape-bench gatewarden-list-bench; do
+for tool in gatewarden gatewarden-bench gatewarden-scrape-bench gatewarden-list-bench gatewarden-ban-bench \
+            gatewarden-store-bench gatewarden-feed-bench; do
   [ -x "$bin/$tool" ] || { echo "bench: $bin/$tool is missing: run without --skip-build" >&2; exit 1; }
 done
 
@@ -145,10 +146,12 @@ if [ "$quick" -eq 1 ]; then
   mode=quick
   xdp=(--runs 3 --sources 200000 --hot-repeat 200000); veth=(--frames 300000 --rounds 1)
   nginx=(--scale 0.2 --rounds 1); syn=(--seconds 3 --rounds 1); scrape=(--scrapes 10); lists=(--sizes 5000 --runs 1)
+  bans=(--bans 20000 --runs 1)
 else
   mode=full
   xdp=(--runs 7 --sources 1000000); veth=(--frames 1000000 --rounds 3)
   nginx=(--scale 1 --rounds 3); syn=(--seconds 3 --rounds 5); scrape=(--scrapes 30); lists=(--runs 3)
+  bans=(--bans 100000 --runs 3)
 fi
 
 started=$SECONDS
@@ -158,6 +161,9 @@ run_section nginx_reject 300 json python3 scripts/bench/nginx_reject.py --tag "$
 run_section syn_flood 240 json python3 scripts/bench/syn_flood.py --tag "$tag-syn" --gatewarden "$bin/gatewarden" "${syn[@]}"
 run_section scrape 300 txt "$bin/gatewarden-scrape-bench" "${scrape[@]}"
 run_section lists 420 txt "$bin/gatewarden-list-bench" --gatewarden "$bin/gatewarden" "${lists[@]}"
+run_section bans 300 txt "$bin/gatewarden-ban-bench" "${bans[@]}"
+run_section store 180 txt "$bin/gatewarden-store-bench"
+run_section feed 240 txt "$bin/gatewarden-feed-bench"
 
 reproduce="sudo scripts/bench.sh"
 [ "$quick" -eq 1 ] && reproduce+=" --quick"

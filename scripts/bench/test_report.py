@@ -92,10 +92,12 @@ class RenderingTests(unittest.TestCase):
         self.assertIn("has no table this report can read", markdown)
         self.assertIn("a format nobody parses", markdown)
 
-    def test_the_enforce_figures_are_marked_as_not_yet_measured(self):
+    def test_the_enforce_benchmarks_are_shown_as_printed_and_a_missing_one_says_why(self):
+        self.write("bans.txt", "gatewarden-ban-bench: 100000 bans\nxdp  1.30  77000\n")
         markdown = report.render(self.results, 60, "quick", "x")
-        self.assertIn("| bans per second (both layers) | *not yet measured: lands with the enforce loop* |", markdown)
-        self.assertIn("| TLS-feed lines per second | *not yet measured: lands with the enforce loop* |", markdown)
+        self.assertIn("```\ngatewarden-ban-bench: 100000 bans\nxdp  1.30  77000\n```", markdown)
+        self.assertIn("## Enforce loop", markdown)
+        self.assertNotIn("not yet measured", markdown)
 
 
 if __name__ == "__main__":

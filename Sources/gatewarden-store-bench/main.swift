@@ -79,7 +79,7 @@ let schedule = BanSchedule(.seedDefaults)
 
 print("gatewarden-store-bench: medians of \(options.runs) runs; \(options.bans) bans, \(options.keys) keys per interval")
 do {
-    var write: [Double] = [], read: [Double] = [], reopen: [Double] = [], promote: [Double] = []
+    var write: [Double] = [], read: [Double] = [], reopen: [Double] = [], promote: [Double] = [], count: [Double] = []
     for run in 0..<options.runs {
         let directory = "\(scratch)/run\(run)"
         let store = try BanStore(directory: directory)
@@ -88,6 +88,8 @@ do {
         read.append(try seconds { restored = try store.activeBans(at: now).count })
         guard restored == bans.count else { fatalError("read back \(restored) of \(bans.count) bans") }
         reopen.append(try seconds { _ = try BanStore(directory: directory) })
+        // What a scrape asks: bans in force by origin (gatewarden_bans), one counting query.
+        count.append(try seconds { _ = try store.counts(at: now) })
         // 1,000 candidates, each with three past offences (expired bans) within history.
         let candidates = (0..<1000).map { BanCandidate(prefix: host(options.bans + $0).prefix, origin: .rateSubnet) }
         for round in 1...3 {
@@ -103,6 +105,7 @@ do {
     report("store: write \(options.bans) bans (one transaction)", write, per: options.bans)
     report("store: read \(options.bans) bans back (activeBans)", read, per: options.bans)
     report("store: reopen with \(options.bans) bans (quick_check, migrate)", reopen)
+    report("store: count \(options.bans) bans by origin (what a scrape costs)", count)
     report("store: promote 1000 candidates with 3 past offences each", promote, per: 1000)
 } catch {
     print("store benchmark failed: \(error)")

@@ -32,8 +32,11 @@ struct ProtectionTests {
         }
     }
 
-    private func spoofedFlood(_ lab: LabNetwork, count: Int) throws -> FloodRun {
-        let client = try HTTPSClient(lab: lab, keepAlive: false, requestsPerSecond: 10, seconds: 6, cpu: LabNetwork.floodCPU)
+    private func spoofedFlood(_ lab: LabNetwork, users: UsersLink, count: Int) throws -> FloodRun {
+        // The users' own link, the attacker's own link: they meet at the gateway, as on the Internet.
+        // Both senders on one CPU, as if they shared an uplink's capacity.
+        let client = try HTTPSClient(namespace: users.namespace, server: users.gatewayAddress, keepAlive: false,
+                                     requestsPerSecond: 10, seconds: 6, cpu: LabNetwork.floodCPU)
         defer { client.stop() }
         let conntrack = try ConntrackPeak(namespace: lab.gateway)
         defer { _ = conntrack.stop() }
@@ -47,17 +50,27 @@ struct ProtectionTests {
     func spoofedSYNFlood() throws {
         try withGateway { lab, _, arguments in
             try lab.routeSpoofedRange()
+            let users = try UsersLink(lab: lab)
+            defer { users.remove() }
+
             let conntrackMax = try #require(try Conntrack.maximum(in: NetworkNamespace(named: lab.gateway)))
             // Seven rounds, without and with Gatewarden interleaved: the machine is noisy (rounds with
             // Gatewarden ranged from 130k to 185k SYN/s in one run), medians less so.
             var without: [FloodRun] = [], with: [FloodRun] = []
             for round in 1...7 {
                 _ = try? GatewardenBinary.run(["unload"] + arguments, check: false)
-                without.append(try spoofedFlood(lab, count: 300_000))
+                without.append(try spoofedFlood(lab, users: users, count: 300_000))
                 print("spoofed SYN flood, round \(round), without Gatewarden: \(without.last!)")
+
                 try GatewardenBinary.run(["load"] + arguments)
-                with.append(try spoofedFlood(lab, count: 300_000))
+                with.append(try spoofedFlood(lab, users: users, count: 300_000))
                 print("spoofed SYN flood, round \(round), with Gatewarden:    \(with.last!)")
+                // Where a legitimate packet could have been refused, should one have been.
+                let refusals = try ["new-connections-v4", "concurrent-connections-v4", "conntrack-cap", "escalate-subnet-v4",
+                                    "blocklist-v4", "escalated-v4", "auth-subnet-v4"].map { "\($0) \(try lab.ruleCounter($0))" }
+                let drops = try lab.gatewayInstance().maps().readStatistics().filter { $0.action == "drop" && $0.packets > 0 }
+                print("  refusals: \(refusals.joined(separator: ", ")); XDP drops: \(drops.map { "\($0.reason) \($0.packets)" })")
+
             }
             func median(_ runs: [FloodRun]) -> Double { runs.map(\.flood.absorbedPerSecond).sorted()[runs.count / 2] }
             let ratio = median(with) / median(without)
@@ -71,8 +84,10 @@ struct ProtectionTests {
             #expect(Double(ok) >= 0.99 * Double(ok + failed), "\(legitimate)")
             #expect(conntrackPeak < conntrackMax / 100, "the flood reached conntrack")
             // An outage is a defect (the first release absorbed a tenth of the rate); the ratio itself is a
-            // figure, printed above, and this 2-CPU machine moves it between 0.74 and 0.92 from run to run
-            // (the goal is 0.8 and better): a test must not fail on a slow round.
+            // figure, printed above (the goal is 0.8 and better): a test must not fail on a slow round. With
+            // the users on their own link it measured 0.69-0.70 on a quiet machine here. With users and
+            // attacker on one veth it had looked better (0.97-1.07), but only because XDP's ring held the
+            // generator back and the users' packets died in the sender queue they shared with the flood.
             #expect(ratio >= 0.6, "the flood costs the gateway far more with Gatewarden than without")
             #expect(try lab.ruleCounter("synproxy-v4") >= with.last!.flood.received * 9 / 10, "synproxy answered the flood")
         }

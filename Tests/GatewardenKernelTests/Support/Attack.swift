@@ -109,8 +109,15 @@ final class HTTPSClient {
 
     private let script: NamespacePython
 
-    init(lab: LabNetwork, keepAlive: Bool, requestsPerSecond: Double, seconds: Double, port: Int = 443, cpu: Int? = nil) throws {
-        script = try NamespacePython(namespace: lab.client, cpu: cpu, script: """
+    convenience init(lab: LabNetwork, keepAlive: Bool, requestsPerSecond: Double, seconds: Double, port: Int = 443, cpu: Int? = nil) throws {
+        try self.init(namespace: lab.client, server: lab.gatewayAddress, keepAlive: keepAlive, requestsPerSecond: requestsPerSecond,
+                      seconds: seconds, port: port, cpu: cpu)
+    }
+
+    /// A client in `namespace` of the nginx at `server`.
+    init(namespace: String, server: String, keepAlive: Bool, requestsPerSecond: Double, seconds: Double, port: Int = 443,
+         cpu: Int? = nil) throws {
+        script = try NamespacePython(namespace: namespace, cpu: cpu, script: """
             import http.client, json, ssl, time
             context = ssl.create_default_context()
             context.check_hostname = False
@@ -126,7 +133,7 @@ final class HTTPSClient {
                 began = time.monotonic()
                 try:
                     if connection is None:
-                        connection = http.client.HTTPSConnection("\(lab.gatewayAddress)", \(port), context=context, timeout=3)
+                        connection = http.client.HTTPSConnection("\(server)", \(port), context=context, timeout=3)
                     connection.request("GET", "/")
                     response = connection.getresponse()
                     body = response.read()

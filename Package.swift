@@ -54,7 +54,7 @@ let package = Package(
                                "CGatewardenABI"]),
         // The Prometheus exporter: collectors, exposition, HTTP.
         .target(name: "GatewardenServe",
-                dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "CMicroHTTPD", "CZlib", "CCrypt",
+                dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "CGatewardenABI", "CMicroHTTPD", "CZlib", "CCrypt",
                                "CLinux", "GatewardenYAML", "Yams"]),
 
         // The enforce loop: violators -> bans in both layers, remembered in SQLite.

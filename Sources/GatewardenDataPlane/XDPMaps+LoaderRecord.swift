@@ -9,8 +9,17 @@ import Glibc
 /// What the loader recorded at attach: mode, interface, time, program digest, ABI.
 extension XDPMaps {
     public func loaderInfo() throws -> gw_loader_info? {
-        let info = try loader.value(at: UInt32(0), as: gw_loader_info.self)
-        return info.flatMap { $0.abi_version == 0 ? nil : $0 }
+        try Self.readRecord(loader)
+    }
+
+    /// Copied from the map's bytes rather than read through `BPFMap.value(at:as:)`: Swift 6.3's
+    /// cross-module optimization of a release build crashes (signal 6) deserializing, in another module,
+    /// the BitwiseCopyable conformance that generic read needs for this imported C struct.
+    private static func readRecord(_ loader: BPFMap) throws -> gw_loader_info? {
+        guard let bytes = try loader.rawValue(at: 0), bytes.count >= MemoryLayout<gw_loader_info>.size else { return nil }
+        var info = gw_loader_info()
+        withUnsafeMutableBytes(of: &info) { $0.copyBytes(from: bytes.prefix($0.count)) }
+        return info.abi_version == 0 ? nil : info
     }
 
     /// Records the attach for status and the exporter; `requested` is the raw `gw_xdp_mode` asked for.

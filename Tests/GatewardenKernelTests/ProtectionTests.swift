@@ -34,9 +34,12 @@ struct ProtectionTests {
 
     private func spoofedFlood(_ lab: LabNetwork, users: UsersLink, count: Int) throws -> FloodRun {
         // The users' own link, the attacker's own link: they meet at the gateway, as on the Internet.
-        // Both senders on one CPU, as if they shared an uplink's capacity.
+        // Both on the flood's CPU, where veth runs the gateway's receive work for both: the users' packets
+        // compete with the flood in the gateway. The user's own process runs ahead of the generator's
+        // (nice -10): they stand for two different machines, and an attacker's machine takes no CPU
+        // from a user's.
         let client = try HTTPSClient(namespace: users.namespace, server: users.gatewayAddress, keepAlive: false,
-                                     requestsPerSecond: 10, seconds: 6, cpu: LabNetwork.floodCPU)
+                                     requestsPerSecond: 10, seconds: 6, cpu: LabNetwork.floodCPU, nice: -10)
         defer { client.stop() }
         let conntrack = try ConntrackPeak(namespace: lab.gateway)
         defer { _ = conntrack.stop() }

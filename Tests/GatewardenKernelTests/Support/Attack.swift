@@ -116,8 +116,8 @@ final class HTTPSClient {
 
     /// A client in `namespace` of the nginx at `server`.
     init(namespace: String, server: String, keepAlive: Bool, requestsPerSecond: Double, seconds: Double, port: Int = 443,
-         cpu: Int? = nil) throws {
-        script = try NamespacePython(namespace: namespace, cpu: cpu, script: """
+         cpu: Int? = nil, nice: Int? = nil) throws {
+        script = try NamespacePython(namespace: namespace, cpu: cpu, nice: nice, script: """
             import http.client, json, ssl, time
             context = ssl.create_default_context()
             context.check_hostname = False

@@ -133,7 +133,9 @@ final class HTTPSClient {
                 began = time.monotonic()
                 try:
                     if connection is None:
-                        connection = http.client.HTTPSConnection("\(server)", \(port), context=context, timeout=3)
+                        # 10 s per step, as patient as a browser or curl's usual connect timeout: a request
+                        # slowed by a retransmitted handshake packet succeeds late, and shows in p99.
+                        connection = http.client.HTTPSConnection("\(server)", \(port), context=context, timeout=10)
                     connection.request("GET", "/")
                     response = connection.getresponse()
                     body = response.read()

@@ -156,6 +156,8 @@ struct ExporterTests {
         #expect(result.status != 0)
         #expect(result.stderr.contains("\(path):2:"))
         #expect(result.stderr.contains("basic_auth_users.prometheus"))
+        #expect(!FileManager.default.fileExists(atPath: "\(GatewardenBinary.stateDirectory)/host"),
+                "refused input starts nothing: no enforce loop, no ban store")
     }
 
     @Test("serve's limits are its flags: one address holds --web.max-connections-per-ip, a trickled request is cut at --web.read-timeout, scrapes go on")

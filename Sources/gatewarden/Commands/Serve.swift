@@ -66,14 +66,6 @@ struct Serve: ParsableCommand {
     func run() throws {
         let namespace = try state.namespace()
         let policy = try policyOptions.load()
-        // The exporter serves even when the loop cannot start (a read-only or foreign state folder,
-        // another loop running): the enforce collector then reports itself down.
-        var loop: EnforceLoop?
-        if !noEnforce {
-            do { loop = try EnforceRunner.makeLoop(state: state, policy: policy) } catch {
-                FileHandle.standardError.write(Data("gatewarden: not enforcing: \(error)\n".utf8))
-            }
-        }
         var configuration = MetricsHTTPServer.Configuration(listenAddress: try ListenAddress(parsing: listenAddress))
         configuration.telemetryPath = telemetryPath
         configuration.maxRequests = maxRequests
@@ -81,6 +73,15 @@ struct Serve: ParsableCommand {
         configuration.requestTimeout = readTimeout.value
         if let webConfigFile {
             configuration.webConfig = try WebConfig(contentsOf: webConfigFile)
+        }
+        // Only once every flag and file has been read: bad input starts nothing and creates no store.
+        // The exporter serves even when the loop cannot start (a read-only or foreign state folder,
+        // another loop running): the enforce collector then reports itself down.
+        var loop: EnforceLoop?
+        if !noEnforce {
+            do { loop = try EnforceRunner.makeLoop(state: state, policy: policy) } catch {
+                FileHandle.standardError.write(Data("gatewarden: not enforcing: \(error)\n".utf8))
+            }
         }
 
         let registry = CollectorRegistry(

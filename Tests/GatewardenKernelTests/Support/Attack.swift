@@ -125,11 +125,14 @@ final class HTTPSClient {
             keep_alive, rate, seconds = \(keepAlive ? "True" : "False"), \(requestsPerSecond), \(seconds)
             latencies, failed, errors, connection = [], 0, [], None
             print("ready")
-            start = time.monotonic()
+            # Paced like a user: after a slow request the next one follows at the rate, never a burst of
+            # every request the slow one delayed (which would be a flood of new connections of its own).
+            due = time.monotonic()
             for i in range(int(rate * seconds)):
-                delay = start + i / rate - time.monotonic()
+                delay = due - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+                due = max(due, time.monotonic()) + 1 / rate
                 began = time.monotonic()
                 try:
                     if connection is None:

@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "GatewardenPolicyTests", dependencies: ["GatewardenPolicy", "GatewardenCore", "GatewardenDataPlane", "GatewardenTestSupport"]),
         .testTarget(name: "GatewardenKernelTests",
                     dependencies: ["GatewardenCore", "GatewardenKernel", "GatewardenDataPlane", "GatewardenPolicy", "GatewardenLoad",
-                                   "GatewardenBPF", "GatewardenEnforce", "CLinux", "GatewardenTestSupport", "gatewarden"]),
+                                   "GatewardenBPF", "GatewardenBenchBPF", "GatewardenEnforce", "CLinux", "GatewardenTestSupport", "gatewarden"]),
     ],
     swiftLanguageModes: [.v6]
 )

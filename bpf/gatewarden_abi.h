@@ -13,14 +13,16 @@
 
 #include <linux/types.h>
 
-#define GW_ABI_VERSION 8
+#define GW_ABI_VERSION 9
 
 /* What the program did with a packet. */
 enum gw_action {
 	GW_ACTION_PASS = 0,
 	GW_ACTION_DROP = 1,
 	GW_ACTION_WOULD_DROP = 2, /* observe mode: over a rate limit, counted and passed */
-	GW_ACTION_COUNT = 3,
+	GW_ACTION_SYNCOOKIE = 3,  /* a SYN under every limit answered in place (XDP_TX) with a SYN cookie SYN-ACK;
+	                           * its reason is always within_limit. Appended: the other indexes keep their place */
+	GW_ACTION_COUNT = 4,
 };
 
 /* Why it did it. Every action shares one list so one index names a counter. */
@@ -138,7 +140,21 @@ struct gw_config {
 	__u32 observe;            /* non-zero: a packet over a rate limit is counted as would_drop and passed;
 	                           * buckets and offenders are kept exactly as for a drop. Bans still drop. */
 	__u32 reserved;           /* zero; keeps the size a multiple of 8 */
+	/* SYN cookies at XDP (ABI 9; gw_config only ever grows at its end). With GW_SYNCOOKIE_ENABLED, a SYN to
+	 * a protected TCP port that passed the lists and the limits is answered in place with the SYN-ACK
+	 * nftables' synproxy would send: the kernel's own cookie, so synproxy's check of the returning ACK
+	 * accepts it. The loader writes what it computes for the synproxy statement (HandshakeOptions). */
+	__u16 syncookie_mss_ipv4;  /* MSS option of the SYN-ACK over IPv4 */
+	__u16 syncookie_mss_ipv6;  /* and over IPv6 */
+	__u8 syncookie_wscale;     /* window scale advertised (with GW_SYNCOOKIE_WSCALE), 0..14 */
+	__u8 syncookie_flags;      /* GW_SYNCOOKIE_* */
+	__u16 syncookie_reserved;  /* zero; keeps the size a multiple of 8 */
 };
+
+#define GW_SYNCOOKIE_ENABLED 0x1    /* answer SYNs (enforce mode only: the loader never sets it when observing) */
+#define GW_SYNCOOKIE_WSCALE 0x2     /* the server scales windows: offer syncookie_wscale */
+#define GW_SYNCOOKIE_TIMESTAMPS 0x4 /* echo timestamps (and carry the client's options in them) */
+#define GW_SYNCOOKIE_SACK 0x8       /* offer SACK-permitted */
 
 /* gw_list_filter: a 65536-bit map of the address space, one bit per IPv4 /16 (the top 16 bits)
  * or per fold of an IPv6 address's first 32 bits. A bit is set when an allow or block entry

@@ -141,6 +141,7 @@ struct {
 #define MAX_VLAN_DEPTH 2
 #define MAX_IPV6_EXTENSIONS 6
 #define IPV4_FRAGMENT_OFFSET_MASK 0x1fff
+#define IPV4_MORE_FRAGMENTS 0x2000
 #define IPV6_FRAGMENT_OFFSET_MASK 0xfff8
 
 /* 802.1Q and 802.1ad tag as it sits between the MAC addresses and the EtherType. */
@@ -180,6 +181,10 @@ struct packet_facts {
 	__u16 dest_port;    /* host order; 0 when the packet has none */
 	__u8 is_ipv4;
 	__u8 is_fragment;   /* non-first fragment: no L4 header, judged as protected traffic */
+	/* What a SYN cookie answer needs (see answer_syn): */
+	__u8 tcp_flags;     /* TCP only: the flags byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10) */
+	__u8 plain_l3;      /* IPv4 without options, not a fragment; IPv6 with TCP right after the fixed header */
+	__u16 l3_offset;    /* where the IP header starts (after up to two VLAN tags) */
 };
 
 /* Returns the EtherType after skipping up to two VLAN tags, or 0 if the frame is truncated. */
@@ -208,14 +213,17 @@ static __always_inline __u16 parse_ethernet(struct cursor *c)
 }
 
 /* Reads the destination port of a TCP or UDP header at the cursor; other protocols have none. */
-static __always_inline enum parse_result read_dest_port(struct cursor *c, __u8 l4proto, __u16 *port)
+static __always_inline enum parse_result read_dest_port(struct cursor *c, __u8 l4proto, struct packet_facts *facts)
 {
+	__u16 *port = &facts->dest_port;
+
 	if (l4proto == IPPROTO_TCP) {
 		struct tcphdr *tcp = c->pos;
 
 		if ((void *)(tcp + 1) > c->end || tcp->doff < 5)
 			return MALFORMED;
 		*port = bpf_ntohs(tcp->dest);
+		facts->tcp_flags = ((__u8 *)tcp)[13];
 	} else if (l4proto == IPPROTO_UDP) {
 		struct udphdr *udp = c->pos;
 
@@ -246,8 +254,9 @@ static __always_inline enum parse_result parse_ipv4(struct cursor *c, struct pac
 		facts->is_fragment = 1;
 		return PARSED;
 	}
+	facts->plain_l3 = header_len == sizeof(*ip) && !(ip->frag_off & bpf_htons(IPV4_MORE_FRAGMENTS));
 	c->pos += header_len;
-	return read_dest_port(c, ip->protocol, &facts->dest_port);
+	return read_dest_port(c, ip->protocol, facts);
 }
 
 static __always_inline enum parse_result parse_ipv6(struct cursor *c, struct packet_facts *facts)
@@ -307,7 +316,8 @@ static __always_inline enum parse_result parse_ipv6(struct cursor *c, struct pac
 		case IPPROTO_ESP:
 			return UNSUPPORTED;
 		default:
-			return read_dest_port(c, nexthdr, &facts->dest_port);
+			facts->plain_l3 = i == 0;
+			return read_dest_port(c, nexthdr, facts);
 		}
 	}
 	return UNSUPPORTED;
@@ -324,7 +334,7 @@ static __always_inline int count(__u32 action, __u32 reason, __u64 bytes)
 		counter->packets += 1;
 		counter->bytes += bytes;
 	}
-	return action == GW_ACTION_DROP ? XDP_DROP : XDP_PASS;
+	return action == GW_ACTION_DROP ? XDP_DROP : action == GW_ACTION_SYNCOOKIE ? XDP_TX : XDP_PASS;
 }
 
 /* A packet over a rate limit: dropped, or in observe mode counted as would_drop and passed.
@@ -630,6 +640,364 @@ static __always_inline void read_config(struct gw_config *copy, const struct gw_
 		to[word] = from[word];
 }
 
+/* ---- SYN cookies ----------------------------------------------------------------------- */
+
+/* A SYN to a protected port that passed the lists and the limits is answered here, with the SYN-ACK
+ * nftables' synproxy would have sent after an skb allocation, a route lookup and a trip through the
+ * output path: same cookie (the kernel's own syncookie secret, through bpf_tcp_raw_gen_syncookie_*),
+ * same options, same timestamp encoding (nf_synproxy's synproxy_init_timestamp_cookie), so the ACK
+ * that returns the cookie is validated by the ruleset's `synproxy-ack` rule exactly as if synproxy had
+ * answered. Anything this path does not handle (IP options, IPv6 extension headers, data in the SYN,
+ * options it cannot parse, a destination the host routes elsewhere) passes to the kernel, where the
+ * ruleset's `notrack` + `synproxy` answers it as before. */
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+#define TCPOPT_EOL 0
+#define TCPOPT_NOP 1
+#define TCPOPT_MSS 2
+#define TCPOPT_WINDOW 3
+#define TCPOPT_SACK_PERM 4
+#define TCPOPT_TIMESTAMP 8
+#define TCP_MAX_WSCALE 14
+#define TCP_MAX_HEADER 60
+#define SYN_BUFFER 64 /* a power of two above TCP_MAX_HEADER: indexes into it are masked */
+
+/* What the reply sets that the stack would take from sysctls: synproxy's defaults. */
+#define SYNACK_TTL 64
+
+/* The options of a SYN that the SYN-ACK answers. */
+struct syn_options {
+	__u32 tsval;
+	__u8 wscale;
+	__u8 mss, window, sack, timestamp; /* offered */
+};
+
+/* The length of the option that starts at `at`, or 0 when there is none (options start at 20 or later). */
+static __always_inline __u8 option_size(const __u8 *tcp, __u8 at)
+{
+	return at ? tcp[(at + 1) & (SYN_BUFFER - 1)] : 0;
+}
+
+/* Parses a SYN's options from its TCP header (`tcp`, `length` bytes, zero beyond). Returns 0, or -1 for
+ * options the kernel should judge (truncated, bad lengths): nftables' synproxy answers those.
+ * The walk only records where each option kind (below 16) starts; the options are read after it. A walk
+ * that decides per kind inside the loop multiplies the verifier's states by every combination of options
+ * seen so far, and 40 steps of that exceed its budget; this one converges in a few steps. At most 40
+ * steps cover 40 bytes of options, one NOP per step in the worst case. */
+static __always_inline int parse_syn_options(const __u8 *tcp, __u32 length, struct syn_options *options)
+{
+	__u8 found[16] = {}; /* per kind below 16: where it starts (0: absent); its length follows its kind */
+	__u32 at = sizeof(struct tcphdr), size;
+	__u8 kind;
+
+	for (int step = 0; step < TCP_MAX_HEADER - sizeof(struct tcphdr); step++) {
+		if (at >= length)
+			break;
+		kind = tcp[at & (SYN_BUFFER - 1)];
+		if (kind == TCPOPT_EOL)
+			break;
+		if (kind == TCPOPT_NOP) {
+			at++;
+			continue;
+		}
+		if (at + 1 >= length)
+			return -1;
+		size = tcp[(at + 1) & (SYN_BUFFER - 1)];
+		if (size < 2 || at + size > length)
+			return -1;
+		found[kind & 15] = at;
+		at += size;
+	}
+	if (at < length && tcp[at & (SYN_BUFFER - 1)] != TCPOPT_EOL)
+		return -1; /* more than the walk covers: cannot happen in 40 bytes, but say so */
+
+	/* The sizes nf_synproxy accepts; an option of another size is ignored, as it ignores it. */
+	options->mss = option_size(tcp, found[TCPOPT_MSS]) == 4;
+	options->sack = option_size(tcp, found[TCPOPT_SACK_PERM]) == 2;
+	if (option_size(tcp, found[TCPOPT_WINDOW]) == 3) {
+		at = found[TCPOPT_WINDOW];
+		options->window = 1;
+		options->wscale = tcp[(at + 2) & (SYN_BUFFER - 1)];
+		if (options->wscale > TCP_MAX_WSCALE)
+			options->wscale = TCP_MAX_WSCALE;
+	}
+	if (option_size(tcp, found[TCPOPT_TIMESTAMP]) == 10) {
+		at = found[TCPOPT_TIMESTAMP];
+		options->timestamp = 1;
+		options->tsval = (__u32)tcp[(at + 2) & (SYN_BUFFER - 1)] << 24 | (__u32)tcp[(at + 3) & (SYN_BUFFER - 1)] << 16 |
+				 (__u32)tcp[(at + 4) & (SYN_BUFFER - 1)] << 8 | (__u32)tcp[(at + 5) & (SYN_BUFFER - 1)];
+	}
+	return 0;
+}
+
+/* One's complement sum folded to 16 bits. Words are summed as they lie in memory, so the result is
+ * stored as it comes, whatever the host's byte order. */
+static __always_inline __u16 fold(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+static __always_inline __u64 sum_words(const void *data, int words)
+{
+	const __u32 *word = data;
+	__u64 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < words; i++)
+		sum += word[i];
+	return sum;
+}
+
+/* The SYN-ACK's TCP header, built on the stack and copied over the SYN's. */
+struct synack {
+	struct tcphdr tcp;
+	__be32 options[5]; /* MSS, timestamps (with SACK-permitted or two NOPs), window scale */
+};
+
+/* Whether the destination is this host's: the kernel's routing decision, as the ruleset's
+ * `fib daddr type local`. A host that does not forward (the lookup says so first) receives only for
+ * itself; one that forwards answers only for its own addresses and leaves routed traffic alone. */
+static __always_inline int is_for_this_host(struct xdp_md *ctx, struct bpf_fib_lookup *fib)
+{
+	fib->ifindex = ctx->ingress_ifindex;
+	switch (bpf_fib_lookup(ctx, fib, sizeof(*fib), 0)) {
+	case BPF_FIB_LKUP_RET_FWD_DISABLED:
+	case BPF_FIB_LKUP_RET_NOT_FWDED: /* local (or broadcast and multicast, refused before this) */
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Builds the SYN-ACK's options as nf_synproxy's synproxy_build_options does, for the options the SYN
+ * offered and the configuration allows; returns their length in bytes. With timestamps, the tsval
+ * carries the client's window scale (0xf: none), SACK (bit 4) and ECN (bit 5, never: nftables'
+ * synproxy has no ECN flag) for synproxy_check_timestamp_cookie to restore from the ACK's tsecr. */
+static __always_inline __u32 build_synack_options(struct synack *reply, const struct syn_options *offered,
+						  __u8 flags, __u8 wscale, __u16 mss, __u64 now)
+{
+	int timestamps = offered->timestamp && (flags & GW_SYNCOOKIE_TIMESTAMPS);
+	/* Without timestamps synproxy has nowhere to keep the client's window scale and SACK: it offers neither. */
+	int window = timestamps && offered->window && (flags & GW_SYNCOOKIE_WSCALE);
+	int sack = timestamps && offered->sack && (flags & GW_SYNCOOKIE_SACK);
+	__u32 words = 0, tsval;
+
+	if (offered->mss)
+		reply->options[words++] = bpf_htonl(TCPOPT_MSS << 24 | 4 << 16 | mss);
+	if (timestamps) {
+		tsval = (__u32)(now / 1000000) & ~0x3fU;
+		tsval |= window ? offered->wscale : 0xf;
+		if (sack)
+			tsval |= 1 << 4;
+		reply->options[words] = bpf_htonl(sack ? (TCPOPT_SACK_PERM << 24 | 2 << 16 | TCPOPT_TIMESTAMP << 8 | 10)
+						  : (TCPOPT_NOP << 24 | TCPOPT_NOP << 16 | TCPOPT_TIMESTAMP << 8 | 10));
+		reply->options[words + 1] = bpf_htonl(tsval);
+		reply->options[words + 2] = bpf_htonl(offered->tsval);
+		words += 3;
+	}
+	if (window) /* words is 3 or 4 here: the last slot at most */
+		reply->options[words] = bpf_htonl(TCPOPT_NOP << 24 | TCPOPT_WINDOW << 16 | 3 << 8 | wscale);
+	return (words + window) * 4;
+}
+
+/* Answers the SYN whose IP header starts at `l3` with a SYN cookie SYN-ACK (XDP_TX), or returns XDP_PASS
+ * for the kernel to judge it. The reply is never longer than the SYN's TCP header (each option it sends
+ * was offered in at least as many padded bytes), so the frame only shrinks.
+ *
+ * A global function: the verifier checks it once, on its own, rather than once for every path of the
+ * rate limiter that ends in a pass (their states differ, and the paths times this exceed its budget).
+ * So it takes scalars, not pointers into the caller's stack: `settings` is
+ * syncookie_mss (16 bits, this family's) | syncookie_wscale << 16 | syncookie_flags << 24. */
+__attribute__((noinline)) int gw_answer_syn(struct xdp_md *ctx, __u32 l3, __u32 is_ipv4, __u32 settings, __u64 now)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	/* One buffer for the three stages, in turn: the stack holds 512 bytes for the program and this. */
+	union {
+		struct bpf_fib_lookup fib; /* the routing question */
+		__u8 syn[SYN_BUFFER];      /* then the SYN's TCP header */
+		struct synack reply;       /* then the SYN-ACK's */
+	} scratch = {};
+	struct bpf_fib_lookup *fib = &scratch.fib;
+	struct syn_options offered = {};
+	__u32 l4, syn_length, reply_length, options_length;
+	__be32 client_sequence;
+	__be16 client_port, server_port;
+	__u32 frame_length = end - data;
+	__u16 mss = settings & 0xffff;
+	__u64 sum;
+	__s64 cookie;
+	struct tcphdr *tcp;
+
+	if (l3 > sizeof(struct ethhdr) + MAX_VLAN_DEPTH * sizeof(struct vlan_tag))
+		return XDP_PASS;
+	if (is_ipv4) {
+		struct iphdr *ip = data + l3;
+
+		l4 = l3 + sizeof(*ip);
+		tcp = (void *)(ip + 1); /* from ip, not from data + l4: the bounds check then covers both */
+		if ((void *)(tcp + 1) > end)
+			return XDP_PASS;
+		syn_length = tcp->doff * 4;
+		/* Data in a SYN, or a header checksum that is wrong: the kernel's to judge (and drop). */
+		if (bpf_ntohs(ip->tot_len) != sizeof(*ip) + syn_length || fold(sum_words(ip, 5)) != 0xffff)
+			return XDP_PASS;
+		/* TCP to a broadcast or multicast address is never a connection. */
+		if ((bpf_ntohl(ip->daddr) >> 28) >= 0xe)
+			return XDP_PASS;
+		fib->family = 2; /* AF_INET */
+		fib->tos = ip->tos;
+		fib->tot_len = bpf_ntohs(ip->tot_len);
+		fib->ipv4_src = ip->saddr;
+		fib->ipv4_dst = ip->daddr;
+	} else {
+		struct ipv6hdr *ip6 = data + l3;
+
+		l4 = l3 + sizeof(*ip6);
+		tcp = (void *)(ip6 + 1);
+		if ((void *)(tcp + 1) > end)
+			return XDP_PASS;
+		syn_length = tcp->doff * 4;
+		if (bpf_ntohs(ip6->payload_len) != syn_length || ip6->daddr.in6_u.u6_addr8[0] == 0xff)
+			return XDP_PASS;
+		fib->family = 10; /* AF_INET6 */
+		fib->tot_len = sizeof(*ip6) + syn_length;
+		__builtin_memcpy(fib->ipv6_src, &ip6->saddr, 16);
+		__builtin_memcpy(fib->ipv6_dst, &ip6->daddr, 16);
+	}
+	fib->l4_protocol = IPPROTO_TCP;
+	fib->sport = tcp->source;
+	fib->dport = tcp->dest;
+	if (syn_length < sizeof(struct tcphdr) || syn_length > TCP_MAX_HEADER || !is_for_this_host(ctx, fib))
+		return XDP_PASS;
+
+	/* The whole TCP header on the stack: options are walked there, bounds checked once. */
+	if (bpf_xdp_load_bytes(ctx, l4, scratch.syn, syn_length) < 0)
+		return XDP_PASS;
+	if (parse_syn_options(scratch.syn, syn_length, &offered) < 0)
+		return XDP_PASS;
+
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (is_ipv4) {
+		struct iphdr *ip = data + l3;
+
+		if ((void *)(ip + 1) > end)
+			return XDP_PASS;
+		cookie = bpf_tcp_raw_gen_syncookie_ipv4(ip, (struct tcphdr *)scratch.syn, syn_length);
+	} else {
+		struct ipv6hdr *ip6 = data + l3;
+
+		if ((void *)(ip6 + 1) > end)
+			return XDP_PASS;
+		cookie = bpf_tcp_raw_gen_syncookie_ipv6(ip6, (struct tcphdr *)scratch.syn, syn_length);
+	}
+	if (cookie < 0)
+		return XDP_PASS;
+
+	client_sequence = ((struct tcphdr *)scratch.syn)->seq;
+	client_port = ((struct tcphdr *)scratch.syn)->source;
+	server_port = ((struct tcphdr *)scratch.syn)->dest;
+	struct synack *reply = &scratch.reply;
+	__builtin_memset(reply, 0, sizeof(*reply)); /* the checksum sums it whole: zero past the options */
+	options_length = build_synack_options(reply, &offered, settings >> 24, (settings >> 16) & 0xff, mss, now);
+	reply_length = sizeof(reply->tcp) + options_length;
+	if (reply_length > syn_length)
+		return XDP_PASS; /* cannot happen (see above); never grow the frame */
+	reply->tcp.source = server_port;
+	reply->tcp.dest = client_port;
+	reply->tcp.seq = bpf_htonl((__u32)cookie);
+	reply->tcp.ack_seq = bpf_htonl(bpf_ntohl(client_sequence) + 1);
+	reply->tcp.doff = reply_length / 4;
+	reply->tcp.syn = 1;
+	reply->tcp.ack = 1;
+	reply->tcp.window = 0; /* as synproxy: the client waits for the server's window, sent once it answers */
+	/* The checksum over the pseudo header and the reply (zero beyond its length). */
+	sum = sum_words(reply, sizeof(*reply) / 4) + bpf_htons(IPPROTO_TCP) + bpf_htons(reply_length);
+
+	/* Swap the addresses in place: Ethernet (VLAN tags stay), then IP, with a fresh header. */
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	{
+		struct ethhdr *eth = data;
+		__u8 mac[ETH_ALEN];
+
+		if ((void *)(eth + 1) > end)
+			return XDP_PASS;
+		__builtin_memcpy(mac, eth->h_source, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+		__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
+	}
+	if (is_ipv4) {
+		struct iphdr *ip = data + l3;
+		__be32 address;
+
+		if ((void *)(ip + 1) > end)
+			return XDP_PASS;
+		address = ip->saddr;
+		ip->saddr = ip->daddr;
+		ip->daddr = address;
+		ip->tos = 0;
+		ip->tot_len = bpf_htons(sizeof(*ip) + reply_length);
+		ip->id = 0;
+		ip->frag_off = bpf_htons(0x4000); /* DF */
+		ip->ttl = SYNACK_TTL;
+		ip->check = 0;
+		ip->check = ~fold(sum_words(ip, 5));
+		sum += (__u64)ip->saddr + ip->daddr;
+	} else {
+		struct ipv6hdr *ip6 = data + l3;
+		struct in6_addr address;
+
+		if ((void *)(ip6 + 1) > end)
+			return XDP_PASS;
+		address = ip6->saddr;
+		ip6->saddr = ip6->daddr;
+		ip6->daddr = address;
+		*(__be32 *)ip6 = bpf_htonl(0x60000000); /* version 6, no traffic class, no flow label */
+		ip6->payload_len = bpf_htons(reply_length);
+		ip6->hop_limit = SYNACK_TTL;
+		sum += sum_words(&ip6->saddr, 8);
+	}
+	reply->tcp.check = ~fold(sum);
+	/* The addresses are swapped: from here a failure aborts (neither can happen: both stay in the frame). */
+	if (reply_length < sizeof(reply->tcp) || reply_length > sizeof(*reply) ||
+	    bpf_xdp_store_bytes(ctx, l4, reply, reply_length) < 0)
+		return XDP_DROP;
+	/* Trim what followed: the SYN's longer options and any Ethernet padding. */
+	if (bpf_xdp_adjust_tail(ctx, (int)(l4 + reply_length) - (int)frame_length) < 0)
+		return XDP_ABORTED;
+	return XDP_TX;
+}
+
+/* A packet under every limit: passed, or, when it is a plain SYN and SYN cookies are on (enforce
+ * mode only), answered in place. Anything gw_answer_syn leaves alone passes as before. */
+static __always_inline int within_limit(struct xdp_md *ctx, const struct packet_facts *facts,
+					const struct gw_config *config, __u32 reason, __u64 now, __u64 bytes)
+{
+	int verdict;
+
+	if (reason != GW_REASON_WITHIN_LIMIT || !(config->syncookie_flags & GW_SYNCOOKIE_ENABLED) || config->observe ||
+	    !facts->plain_l3 || (facts->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST | TCP_FLAG_FIN)) != TCP_FLAG_SYN)
+		return count(GW_ACTION_PASS, reason, bytes);
+	verdict = gw_answer_syn(ctx, facts->l3_offset, facts->is_ipv4,
+				(facts->is_ipv4 ? config->syncookie_mss_ipv4 : config->syncookie_mss_ipv6) |
+					(__u32)config->syncookie_wscale << 16 | (__u32)config->syncookie_flags << 24,
+				now);
+	if (verdict == XDP_TX)
+		return count(GW_ACTION_SYNCOOKIE, GW_REASON_WITHIN_LIMIT, bytes);
+	if (verdict == XDP_PASS)
+		return count(GW_ACTION_PASS, reason, bytes);
+	return verdict; /* XDP_ABORTED: the frame was half rewritten, which cannot happen (see gw_answer_syn) */
+}
+
 SEC("xdp")
 int gatewarden_xdp(struct xdp_md *ctx)
 {
@@ -652,6 +1020,7 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	proto = parse_ethernet(&c);
 	if (proto == 0)
 		return count(GW_ACTION_PASS, GW_REASON_MALFORMED, bytes);
+	facts.l3_offset = c.pos - (void *)(long)ctx->data;
 	if (proto == ETH_P_IP)
 		parsed = parse_ipv4(&c, &facts);
 	else if (proto == ETH_P_IPV6)
@@ -711,7 +1080,7 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	 * not seen within the window is sending slower than every limit: pass it, bucket-free. */
 	if (config.subnet_interval_ns ? !subnet : (config.source_interval_ns && !source)) {
 		if (!seen_recently(config.subnet_interval_ns ? &subnet_key : &facts.source, now, &config, &sighted_at))
-			return count(GW_ACTION_PASS, pass_reason, bytes);
+			goto within;
 		if (config.subnet_interval_ns) /* a source may outlive its subnet's bucket in the LRU */
 			source = bpf_map_lookup_elem(&gw_sources, &facts.source);
 	}
@@ -722,6 +1091,6 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	if (config.subnet_interval_ns && !charge(&gw_subnets, GW_OFFENDER_SUBNET, subnet, &subnet_key, now, sighted_at,
 						  config.subnet_interval_ns, config.subnet_tolerance_ns))
 		return over_limit(&config, GW_REASON_RATE_SUBNET, bytes);
-
-	return count(GW_ACTION_PASS, pass_reason, bytes);
+within:
+	return within_limit(ctx, &facts, &config, pass_reason, now, bytes);
 }

@@ -48,15 +48,18 @@ public struct XDPLimits: Sendable, Equatable {
     public var protectedPorts: [UInt16]
     /// Observe mode: packets over a rate are counted as `would_drop` and passed (bans still drop).
     public var observe: Bool
+    /// SYN cookies at XDP: what the program's SYN-ACK offers; nil leaves every SYN to nftables' synproxy.
+    public var synCookies: SynCookies?
 
     public init(source: Rate, subnet: Rate, ipv4SubnetPrefix: Int, ipv6SubnetPrefix: Int, protectedPorts: [UInt16],
-                observe: Bool = false) {
+                observe: Bool = false, synCookies: SynCookies? = nil) {
         self.source = source
         self.subnet = subnet
         self.ipv4SubnetPrefix = ipv4SubnetPrefix
         self.ipv6SubnetPrefix = ipv6SubnetPrefix
         self.protectedPorts = protectedPorts
         self.observe = observe
+        self.synCookies = synCookies
     }
 
     /// Limits for kernel tests and the benchmark: 100 packets/s burst 200 per source and 500/s burst
@@ -81,6 +84,8 @@ public struct XDPLimits: Sendable, Equatable {
         config.list_generation = listGeneration
         config.sighting_window = sightingWindow
         config.observe = observe ? 1 : 0
+        // Cookies answer only in enforce mode: observing, every SYN goes to conntrack as without Gatewarden.
+        if let synCookies, !observe { synCookies.write(into: &config) }
         return config
     }
 
@@ -103,6 +108,7 @@ public struct XDPLimits: Sendable, Equatable {
         self.init(source: rate(config.source_interval_ns, config.source_tolerance_ns),
                   subnet: rate(config.subnet_interval_ns, config.subnet_tolerance_ns),
                   ipv4SubnetPrefix: Int(config.ipv4_subnet_prefix), ipv6SubnetPrefix: Int(config.ipv6_subnet_prefix),
-                  protectedPorts: protectedPorts, observe: config.observe != 0)
+                  protectedPorts: protectedPorts, observe: config.observe != 0,
+                  synCookies: SynCookies(configuration: config))
     }
 }

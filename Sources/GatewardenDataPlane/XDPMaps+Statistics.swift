@@ -23,11 +23,13 @@ extension XDPMaps {
     /// Bans (`blocklist`) drop in both modes, so there is no `would_drop` blocklist counter.
     public static let wouldDropReasons: Set<String> = ["rate_ip", "rate_subnet"]
 
-    /// Whether the program ever counts `reason` under `action`.
+    /// Whether the program ever counts `reason` under `action`. A SYN answered with a cookie
+    /// (`syncookie`) is always one under every limit.
     public static func isPossible(action: String, reason: String) -> Bool {
         switch action {
         case "drop": return dropReasons.contains(reason)
         case "would_drop": return wouldDropReasons.contains(reason)
+        case "syncookie": return reason == "within_limit"
         default: return !dropReasons.contains(reason)
         }
     }

@@ -41,7 +41,7 @@ public struct XDPMaps: Sendable {
     public static let blocklistCapacity = Int(GW_BLOCKLIST_DEFAULT_ENTRIES)
 
     /// `enum gw_action` names, by value.
-    public static let actionNames = ["pass", "drop", "would_drop"]
+    public static let actionNames = ["pass", "drop", "would_drop", "syncookie"]
     /// `enum gw_reason` names, by value; the `reason` label of `gatewarden_xdp_packets_total`.
     public static let reasonNames = [
         "within_limit", "unprotected", "not_ip", "malformed",

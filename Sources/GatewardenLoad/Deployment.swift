@@ -59,8 +59,10 @@ public struct Deployment {
     public func install(policy: Policy, source: PolicySource? = nil, mode requested: XDPModeChoice, force: Bool = false,
                         reloadProgram: Bool = false) throws -> Outcome {
         let interfaceIndex = try NetworkInterface.index(of: interface, in: namespace)
-        let ruleset = try Self.checkedRuleset(policy: policy, namespace: namespace,
-                                              handshake: try SynproxyHost.handshakeOptions(interface: interface, in: namespace))
+        let handshake = try SynproxyHost.handshakeOptions(interface: interface, in: namespace)
+        let ruleset = try Self.checkedRuleset(policy: policy, namespace: namespace, handshake: handshake)
+        // The XDP program answers SYNs with the same SYN-ACK as the ruleset's synproxy.
+        let limits = policy.xdpLimits(handshake: handshake)
         warnAboutBanSetChanges(policy: policy)
         try mountFilesystemIfMissing()
 
@@ -95,7 +97,7 @@ public struct Deployment {
             if inPlace {
                 // The program running came from this very object: only what it reads changes, with no
                 // verifier run (most of a load's time) and no swap.
-                try XDPMaps(layout: layout).apply(policy.xdpLimits, allowlist: policy.allowlist, blocklist: policy.blocklist)
+                try XDPMaps(layout: layout).apply(limits, allowlist: policy.allowlist, blocklist: policy.blocklist)
                 programID = try link.info().programID
                 mode = currentMode ?? .native
             } else {
@@ -108,7 +110,7 @@ public struct Deployment {
                 let maps = try XDPMaps(object: object)
                 try upgrade.carryOver(into: maps)
                 // Limits first: the new program must never run a packet without them.
-                try maps.apply(policy.xdpLimits, allowlist: policy.allowlist, blocklist: policy.blocklist)
+                try maps.apply(limits, allowlist: policy.allowlist, blocklist: policy.blocklist)
                 if replacing {
                     try rollback.replacing(link)
                     try link.replaceProgram(with: programFD)

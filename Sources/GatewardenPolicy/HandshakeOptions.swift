@@ -1,3 +1,5 @@
+import GatewardenDataPlane
+
 /// The TCP options nftables' `synproxy` answers a SYN with. The SYN cookie's SYN-ACK is sent
 /// before the server has seen the connection, so what it promises must match what the server's
 /// own stack will do: a window scale other than the server's corrupts every window after the
@@ -36,6 +38,13 @@ public struct HandshakeOptions: Sendable, Equatable {
     /// A 1500-byte MTU and Linux's defaults: what `render` shows without an interface to read.
     public static let linuxDefault = HandshakeOptions(mtu: 1500, tcpRmemMax: defaultTCPRmemMax, rmemMax: defaultRmemMax,
                                                       timestamps: true, selectiveAcknowledgements: true)
+
+    /// The same promises for the XDP program's SYN cookie SYN-ACK (the statement's, word for word).
+    public var xdpSynCookies: XDPLimits.SynCookies {
+        XDPLimits.SynCookies(ipv4MSS: UInt16(clamping: ipv4MSS), ipv6MSS: UInt16(clamping: ipv6MSS),
+                             windowScale: windowScale.map { UInt8(clamping: $0) }, timestamps: timestamps,
+                             selectiveAcknowledgements: selectiveAcknowledgements)
+    }
 
     /// The `synproxy` statement's options for one address family.
     func statement(ipv6: Bool) -> String {

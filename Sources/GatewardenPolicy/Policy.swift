@@ -85,6 +85,15 @@ public struct Policy: Sendable, Equatable {
                          ipv6SubnetPrefix: ipv6SubnetPrefix, protectedPorts: protectedPorts,
                          observe: mode == .observe)
     }
+
+    /// The XDP program's share of the policy on a host whose synproxy answers with `handshake`:
+    /// in enforce mode with the XDP layer on, SYNs under every limit are answered in XDP with the
+    /// SYN-ACK synproxy would send (observe mode and a disabled XDP layer leave them to nftables).
+    public func xdpLimits(handshake: HandshakeOptions) -> XDPLimits {
+        var limits = xdpLimits
+        if mode == .enforce && xdpEnabled { limits.synCookies = handshake.xdpSynCookies }
+        return limits
+    }
 }
 
 /// What the limits do with traffic over them.

@@ -30,7 +30,7 @@ public struct XDPCollector: Collector {
                                        help: "Whether the XDP rate limits drop (enforce) or only count would_drop (observe); always 1.",
                                        type: .gauge)
         var packets = MetricFamily(name: "gatewarden_xdp_packets_total",
-                                   help: "Packets seen by the XDP program, by action (pass, drop, would_drop: observe mode) and reason.",
+                                   help: "Packets seen by the XDP program, by action (pass, drop, would_drop: observe mode, syncookie: a SYN answered in XDP) and reason.",
                                    type: .counter)
         var bytes = MetricFamily(name: "gatewarden_xdp_bytes_total",
                                  help: "Bytes seen by the XDP program, by action and reason.", type: .counter)

@@ -3,7 +3,8 @@ import Glibc
 #endif
 
 /// Builds Ethernet frames for BPF_PROG_TEST_RUN: VLAN tags, IPv4 (options, fragments, any IHL),
-/// IPv6 (extension headers), TCP and UDP. Checksums are left zero: XDP does not verify them.
+/// IPv6 (extension headers), TCP and UDP. The IPv4 header checksum is right (the SYN cookie path
+/// checks it); the TCP and UDP checksums are left zero: XDP does not verify them.
 ///
 ///     let frame = Packet.ipv4(source: [192, 0, 2, 7], transport: .tcp(destinationPort: 443))
 ///     let short = Array(frame.prefix(20))          // truncated inside the IPv4 header
@@ -12,10 +13,12 @@ struct Packet {
         case tcp(destinationPort: UInt16, dataOffsetWords: UInt8 = 5)
         case udp(destinationPort: UInt16)
         case raw(protocolNumber: UInt8, payload: [UInt8])
+        /// A whole TCP segment: flags, sequence numbers, options (padded to 4 bytes with EOL), payload.
+        case segment(TCPSegment)
 
         var protocolNumber: UInt8 {
             switch self {
-            case .tcp: return 6
+            case .tcp, .segment: return 6
             case .udp: return 17
             case .raw(let number, _): return number
             }
@@ -35,6 +38,8 @@ struct Packet {
                 return [0xc3, 0x50, UInt8(port >> 8), UInt8(port & 0xff), 0, 8, 0, 0]
             case .raw(_, let payload):
                 return payload
+            case .segment(let segment):
+                return segment.bytes
             }
         }
     }
@@ -67,6 +72,8 @@ struct Packet {
             64, transport.protocolNumber, 0, 0,
         ]
         header += source + destination + options
+        let checksum = ~onesComplementSum(header)
+        header[10] = UInt8(checksum >> 8); header[11] = UInt8(checksum & 0xff)
         return ethernet(etherType: 0x0800, vlans: vlans) + header + payload
     }
 
@@ -121,4 +128,58 @@ struct Packet {
     static func arp() -> [UInt8] {
         ethernet(etherType: 0x0806) + [UInt8](repeating: 0, count: 28)
     }
+}
+
+/// A TCP segment with options, for the SYN cookie tests.
+///
+///     let syn = TCPSegment(destinationPort: 443, flags: TCPSegment.syn, sequence: 1000,
+///                          options: TCPSegment.mss(1460) + TCPSegment.sackPermitted)
+struct TCPSegment {
+    static let fin: UInt8 = 0x01, syn: UInt8 = 0x02, rst: UInt8 = 0x04, ack: UInt8 = 0x10
+
+    var sourcePort: UInt16 = 50000
+    var destinationPort: UInt16
+    var flags: UInt8
+    var sequence: UInt32
+    var acknowledgement: UInt32 = 0
+    var options: [UInt8] = []
+    var payload: [UInt8] = []
+    var window: UInt16 = 64240
+    /// Overrides the data offset (words) that the options imply.
+    var dataOffsetWords: UInt8? = nil
+
+    var bytes: [UInt8] {
+        var padded = options
+        while padded.count % 4 != 0 { padded.append(0) }
+        let offset = dataOffsetWords ?? UInt8((20 + padded.count) / 4)
+        var header: [UInt8] = []
+        header += bigEndian(sourcePort) + bigEndian(destinationPort) + bigEndian(sequence) + bigEndian(acknowledgement)
+        header += [offset << 4, flags] + bigEndian(window) + [0, 0, 0, 0]
+        return header + padded + payload
+    }
+
+    static func mss(_ value: UInt16) -> [UInt8] { [2, 4] + bigEndian(value) }
+    static func windowScale(_ shift: UInt8) -> [UInt8] { [3, 3, shift] }
+    static let sackPermitted: [UInt8] = [4, 2]
+    static func timestamps(_ value: UInt32, echo: UInt32 = 0) -> [UInt8] { [8, 10] + bigEndian(value) + bigEndian(echo) }
+    static let nop: [UInt8] = [1]
+    /// What Linux puts in a SYN: MSS, SACK-permitted, timestamps, NOP, window scale (20 bytes).
+    static func linuxSYNOptions(tsval: UInt32, windowScale shift: UInt8 = 7) -> [UInt8] {
+        mss(1460) + sackPermitted + timestamps(tsval) + nop + windowScale(shift)
+    }
+}
+
+func bigEndian(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xff)] }
+func bigEndian(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8((value >> (24 - 8 * UInt32($0))) & 0xff) } }
+
+/// The one's complement sum of 16-bit big-endian words (an odd last byte padded with zero).
+func onesComplementSum(_ bytes: [UInt8]) -> UInt16 {
+    var sum: UInt32 = 0
+    var index = 0
+    while index < bytes.count {
+        sum += UInt32(bytes[index]) << 8 | UInt32(index + 1 < bytes.count ? bytes[index + 1] : 0)
+        index += 2
+    }
+    while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+    return UInt16(sum)
 }

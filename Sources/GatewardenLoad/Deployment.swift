@@ -61,8 +61,7 @@ public struct Deployment {
         let interfaceIndex = try NetworkInterface.index(of: interface, in: namespace)
         let handshake = try SynproxyHost.handshakeOptions(interface: interface, in: namespace)
         let ruleset = try Self.checkedRuleset(policy: policy, namespace: namespace, handshake: handshake)
-        // The XDP program answers SYNs with the same SYN-ACK as the ruleset's synproxy.
-        let limits = policy.xdpLimits(handshake: handshake)
+
         warnAboutBanSetChanges(policy: policy)
         try mountFilesystemIfMissing()
 
@@ -75,6 +74,13 @@ public struct Deployment {
                 + "changing the mode needs `gatewarden unload` first")
         }
 
+        // The XDP program answers SYNs with the same SYN-ACK as the ruleset's synproxy, where its XDP_TX is
+        // known to reach the wire: generic mode. In native mode XDP_TX depends on the driver, and on veth
+        // (containers, the test labs) the peer drops or loses the frames unless it runs NAPI, which the
+        // program cannot see: every handshake would stall. Native mode keeps synproxy's SYN-ACK until
+        // load can check the driver (the netdev family's xdp-features, NETDEV_XDP_ACT_NDO_XMIT on veth).
+        var limits = policy.xdpLimits
+        if (requested.fixedMode ?? currentMode) == .generic { limits = policy.xdpLimits(handshake: handshake) }
         let object = try BPFObject(elf: Self.program.bytes, name: Self.programName)
         try sizeMaps(object, policy: policy)
         // Before anything changes: maps pinned by an earlier version with another layout are

@@ -29,4 +29,27 @@ static inline int gw_interface_mtu(int fd, const char *name)
 		return -1;
 	return request.ifr_mtu;
 }
+
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+/* The name of the interface's driver ("veth", "virtio_net", "mlx5_core") through ETHTOOL_GDRVINFO,
+ * copied into `driver` (NUL-terminated); 0, or -1 and errno. */
+static inline int gw_interface_driver(int fd, const char *name, char *driver, unsigned long size)
+{
+	struct ethtool_drvinfo info;
+	struct ifreq request;
+
+	if (size == 0)
+		return -1;
+	memset(&info, 0, sizeof(info));
+	memset(&request, 0, sizeof(request));
+	info.cmd = ETHTOOL_GDRVINFO;
+	strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+	request.ifr_data = (char *)&info;
+	if (ioctl(fd, SIOCETHTOOL, &request) < 0)
+		return -1;
+	strncpy(driver, info.driver, size - 1);
+	driver[size - 1] = 0;
+	return 0;
+}
 #endif

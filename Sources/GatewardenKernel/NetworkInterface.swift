@@ -28,4 +28,19 @@ public enum NetworkInterface {
         guard mtu > 0 else { throw KernelError.fromErrno("read the MTU of '\(name)' in \(namespace)") }
         return Int(mtu)
     }
+
+    /// The name of the interface's driver as ethtool reports it ("veth", "virtio_net"); fails naming
+    /// the interface.
+    public static func driver(of name: String, in namespace: NetworkNamespace = .current) throws -> String {
+        let driver = try namespace.perform { () -> String? in
+            let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard socket >= 0 else { return nil }
+            defer { close(socket) }
+            var buffer = [CChar](repeating: 0, count: 64)
+            guard gw_interface_driver(socket, name, &buffer, UInt(buffer.count)) == 0 else { return nil }
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        guard let driver else { throw KernelError.fromErrno("read the driver of '\(name)' in \(namespace)") }
+        return driver
+    }
 }

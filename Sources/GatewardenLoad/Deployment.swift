@@ -74,13 +74,10 @@ public struct Deployment {
                 + "changing the mode needs `gatewarden unload` first")
         }
 
-        // The XDP program answers SYNs with the same SYN-ACK as the ruleset's synproxy, where its XDP_TX is
-        // known to reach the wire: generic mode. In native mode XDP_TX depends on the driver, and on veth
-        // (containers, the test labs) the peer drops or loses the frames unless it runs NAPI, which the
-        // program cannot see: every handshake would stall. Native mode keeps synproxy's SYN-ACK until
-        // load can check the driver (the netdev family's xdp-features, NETDEV_XDP_ACT_NDO_XMIT on veth).
-        var limits = policy.xdpLimits
-        if (requested.fixedMode ?? currentMode) == .generic { limits = policy.xdpLimits(handshake: handshake) }
+        // A running program keeps its mode; a fresh attach tries the interface's best (XDPModeChoice).
+        let driver = try? NetworkInterface.driver(of: interface, in: namespace)
+        let plannedMode = currentMode ?? requested.firstMode(driver: driver)
+        let limits = xdpLimits(policy: policy, handshake: handshake, mode: plannedMode)
         let object = try BPFObject(elf: Self.program.bytes, name: Self.programName)
         try sizeMaps(object, policy: policy)
         // Before anything changes: maps pinned by an earlier version with another layout are
@@ -98,6 +95,7 @@ public struct Deployment {
                 if let record = try SynproxyHost.requireStrictTracking(in: namespace) { rollback.created(record) }
             }
             let programID: UInt32, mode: XDPMode
+            var recordedRequest = requested
             let inPlace = replacing && !reloadProgram && upgrade.isEmpty
                 && (try? XDPMaps(layout: layout).loaderInfo())??.program_digest == Self.programDigest
             if inPlace {
@@ -122,10 +120,15 @@ public struct Deployment {
                     try link.replaceProgram(with: programFD)
                     mode = currentMode ?? .native
                 } else {
-                    mode = try attach(programFD: programFD, interfaceIndex: interfaceIndex, requested: requested, force: force)
+                    (mode, recordedRequest) = try attach(programFD: programFD, interfaceIndex: interfaceIndex,
+                                                         requested: requested, driver: driver, force: force)
                     rollback.attached(link)
+                    if mode != plannedMode {
+                        try maps.apply(xdpLimits(policy: policy, handshake: handshake, mode: mode),
+                                       allowlist: policy.allowlist, blocklist: policy.blocklist)
+                    }
                 }
-                try maps.recordAttach(mode: mode, requested: requested.abiValue, interface: interface, interfaceIndex: interfaceIndex,
+                try maps.recordAttach(mode: mode, requested: recordedRequest.abiValue, interface: interface, interfaceIndex: interfaceIndex,
                                       wallClockNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9), programDigest: Self.programDigest)
             }
             try verifyAttached(programID: programID, interfaceIndex: interfaceIndex)
@@ -248,9 +251,21 @@ public struct Deployment {
         }
     }
 
-    /// Attaches in the requested mode. `auto` tries native and falls back to generic, saying so;
-    /// `force` first removes an XDP program that is not Gatewarden's.
-    private func attach(programFD: Int32, interfaceIndex: UInt32, requested: XDPModeChoice, force: Bool) throws -> XDPMode {
+    /// The XDP program's share of the policy in `mode`. The program answers SYNs with synproxy's SYN-ACK
+    /// where its XDP_TX is known to reach the wire: generic mode (the kernel transmits the frame). In
+    /// native mode XDP_TX depends on the driver (on veth the peer drops or loses the frames unless it runs
+    /// NAPI, which the program cannot see), so native mode keeps nftables' synproxy answering until load
+    /// can ask the driver (the netdev family's xdp-features; libbpf 1.1 cannot).
+    private func xdpLimits(policy: Policy, handshake: HandshakeOptions, mode: XDPMode) -> XDPLimits {
+        mode == .generic ? policy.xdpLimits(handshake: handshake) : policy.xdpLimits
+    }
+
+    /// Attaches in the requested mode and returns the mode and the request to record. `auto` takes
+    /// generic on veth, saying why (recorded as a generic request: chosen, not fallen back to), and
+    /// otherwise tries native and falls back to generic, saying so (recorded as auto, which the
+    /// mode-mismatch alert watches). `force` first removes an XDP program that is not Gatewarden's.
+    private func attach(programFD: Int32, interfaceIndex: UInt32, requested: XDPModeChoice, driver: String?,
+                        force: Bool) throws -> (XDPMode, XDPModeChoice) {
         if force, let foreign = try XDPQuery.attachedProgramID(interfaceIndex: interfaceIndex, namespace: namespace) {
             try XDPQuery.detachForeignProgram(interfaceIndex: interfaceIndex, namespace: namespace)
             FileHandle.standardError.write(Data(
@@ -260,19 +275,25 @@ public struct Deployment {
             _ = try XDPLink.attach(programFD: programFD, interfaceIndex: interfaceIndex, interface: interface,
                                    mode: mode, namespace: namespace, pinPath: layout.link)
         }
+        let first = requested.firstMode(driver: driver)
         guard requested == .auto else {
-            let mode = requested.fixedMode!
-            try attach(mode)
-            return mode
+            try attach(first)
+            return (first, requested)
+        }
+        if first == .generic {
+            try attach(.generic)
+            FileHandle.standardError.write(Data(("gatewarden: '\(interface)' is a veth: generic mode (native XDP on veth "
+                + "copies every frame its peer built, and cannot send a SYN cookie back); --xdp-mode native forces it\n").utf8))
+            return (.generic, .generic)
         }
         do {
             try attach(.native)
-            return .native
+            return (.native, .auto)
         } catch let nativeFailure as KernelError where nativeFailure.errno != EBUSY && nativeFailure.errno != EEXIST {
             let reason = String(describing: nativeFailure).split(separator: "\n").first ?? ""
             FileHandle.standardError.write(Data("gatewarden: \(reason); falling back to generic mode\n".utf8))
             try attach(.generic)
-            return .generic
+            return (.generic, .auto)
         }
     }
 

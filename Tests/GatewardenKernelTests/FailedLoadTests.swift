@@ -61,7 +61,7 @@ struct FailedLoadTests {
         let metrics = try exporter.get()
         exporter.stop()
         #expect(metrics.contains(#"gatewarden_up{collector="xdp"} 1"#))
-        #expect(metrics.contains(#"gatewarden_xdp_attached{interface="\#(lab.gatewayInterface)",mode="native"} 0"#), "\(metrics)")
+        #expect(metrics.contains(#"gatewarden_xdp_attached{interface="\#(lab.gatewayInterface)",mode="generic"} 0"#), "\(metrics)")
 
         let forced = try GatewardenBinary.run(["load", "--force", "--policy", files[1]] + arguments)
         #expect(forced.stderr.contains("detached XDP program id"))

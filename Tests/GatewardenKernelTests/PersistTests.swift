@@ -26,7 +26,7 @@ struct PersistTests {
         #expect(ruleset.contains("comment \"synproxy-v4\""))
         let unit = try String(contentsOf: directory.appendingPathComponent("units/gatewarden@.service"), encoding: .utf8)
         let binary = URL(fileURLWithPath: GatewardenBinary.path).resolvingSymlinksInPath().path
-        #expect(unit.contains("ExecStart=\(binary) load --interface %i --xdp-mode native --policy \(directory.path)/etc/policy.yaml"))
+        #expect(unit.contains("ExecStart=\(binary) load --interface %i --xdp-mode auto --policy \(directory.path)/etc/policy.yaml"))
         #expect(unit.contains("[Install]\nWantedBy=multi-user.target"))
     }
 

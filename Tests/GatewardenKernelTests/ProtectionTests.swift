@@ -86,13 +86,14 @@ struct ProtectionTests {
 
             #expect(Double(ok) >= 0.99 * Double(ok + failed), "\(legitimate)")
             #expect(conntrackPeak < conntrackMax / 100, "the flood reached conntrack")
-            // An outage is a defect (the first release absorbed a tenth of the rate); the ratio itself is a
-            // figure, printed above (the goal is 0.8 and better): a test must not fail on a slow round. With
-            // the users on their own link it measured 0.69-0.70 on a quiet machine here. With users and
-            // attacker on one veth it had looked better (0.97-1.07), but only because XDP's ring held the
-            // generator back and the users' packets died in the sender queue they shared with the flood.
-            #expect(ratio >= 0.6, "the flood costs the gateway far more with Gatewarden than without")
-            #expect(try lab.ruleCounter("synproxy-v4") >= with.last!.flood.received * 9 / 10, "synproxy answered the flood")
+            // The bar: at least 80% of what the gateway absorbs without Gatewarden (the same run, medians
+            // of interleaved rounds). On veth load's default is generic mode, where XDP answers the flood's SYNs
+            // with cookies itself (1.4-1.5x the kernel's own SYN cookies here); native mode on veth, where the
+            // SYNs go on to nftables' synproxy, measured 0.70-0.74, and that is why veth defaults to generic.
+            #expect(ratio >= 0.8, "the flood costs the gateway more with Gatewarden than without")
+            let answered = try lab.gatewayInstance().maps().readStatistics()
+                .filter { $0.action == "syncookie" }.reduce(0) { $0 + $1.packets }
+            #expect(answered >= UInt64(with.last!.flood.received * 9 / 10), "XDP answered the flood with SYN cookies")
         }
     }
 

@@ -22,9 +22,11 @@ struct Load: ParsableCommand {
     @OptionGroup var policyOptions: PolicyOptions
 
     @Option(help: ArgumentHelp(
-        "Where the XDP program runs: native (in the driver), generic (any interface, slower), or auto.",
-        discussion: "auto tries native and falls back to generic, saying so on stderr; the mode is recorded for status and the exporter."))
-    var xdpMode: XDPModeChoice = .native
+        "Where the XDP program runs: native (in the driver), generic (after the kernel built an skb), or auto.",
+        discussion: "auto takes generic on veth (native XDP there copies every frame and cannot send a SYN cookie "
+            + "back) and elsewhere tries native, falling back to generic and saying so on stderr; the mode is "
+            + "recorded for status and the exporter. A running program keeps its mode."))
+    var xdpMode: XDPModeChoice = .auto
 
     @Flag(help: "Replace an XDP program on the interface that is not Gatewarden's.")
     var force = false

@@ -27,7 +27,7 @@ struct Persist: ParsableCommand {
     var unitDirectory = "/etc/systemd/system"
 
     @Option(help: "XDP mode the unit loads with.")
-    var xdpMode: XDPModeChoice = .native
+    var xdpMode: XDPModeChoice = .auto
 
     @Flag(help: "Print the files instead of writing them.")
     var dryRun = false

@@ -158,7 +158,7 @@ started=$SECONDS
 run_section xdp 240 txt "$bin/gatewarden-bench" "${xdp[@]}"
 run_section veth_drop 300 json python3 scripts/bench/veth_drop.py --tag "$tag-drop" --gatewarden "$bin/gatewarden" "${veth[@]}"
 run_section nginx_reject 300 json python3 scripts/bench/nginx_reject.py --tag "$tag-nginx" "${nginx[@]}"
-run_section syn_flood 240 json python3 scripts/bench/syn_flood.py --tag "$tag-syn" --gatewarden "$bin/gatewarden" "${syn[@]}"
+run_section syn_flood 360 json python3 scripts/bench/syn_flood.py --tag "$tag-syn" --gatewarden "$bin/gatewarden" "${syn[@]}"
 run_section scrape 300 txt "$bin/gatewarden-scrape-bench" "${scrape[@]}"
 run_section lists 420 txt "$bin/gatewarden-list-bench" --gatewarden "$bin/gatewarden" "${lists[@]}"
 run_section bans 300 txt "$bin/gatewarden-ban-bench" "${bans[@]}"

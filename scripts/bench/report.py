@@ -215,23 +215,30 @@ def section_syn_flood(results):
            "floods SYNs to 443 from random sources across the unicast space (under every per-source and per-subnet "
            "limit) while a legitimate client opens a new TLS connection per request, 10 a second. Frames the gateway "
            "received per second are what it absorbed (veth: its softirq runs on the generator's CPU). Rounds without "
-           "and with Gatewarden (default policy: synproxy answers untracked SYNs) alternate; medians, and for the "
+           "Gatewarden, with it as `gatewarden load` sets it up (default policy; on veth generic XDP mode, where the "
+           "XDP program answers SYNs with SYN cookies) and with `--xdp-mode native` (XDP passes the SYNs to "
+           "nftables, where `synproxy` answers them untracked) alternate; medians, and for the "
            "legitimate client totals over all rounds. Conntrack entries are counted from each round's start (a "
            "legitimate connection stays for its timeout): with Gatewarden they are the legitimate client's, one a "
            "request; without it conntrack is not loaded at all.\n"]
     if not data:
         return "\n".join(out) + "\n" + failure(results, "syn_flood")
     without, with_ = data["without"], data["with"]
-    ratio = with_["absorbed_per_second"] / without["absorbed_per_second"] if without["absorbed_per_second"] else 0
+    native = data.get("native") or with_
+    ratio = lambda run: f"{run['absorbed_per_second'] / without['absorbed_per_second']:.2f}x" if without["absorbed_per_second"] else ""
     out.append(f"{data['seconds']:g} s of flood per round, {rounds(data['rounds'])}.\n")
-    out.append(table(["", "without Gatewarden", "with Gatewarden", "with / without"], [
-        ("SYNs absorbed per second (median)", number(without["absorbed_per_second"]), number(with_["absorbed_per_second"]),
-         f"{ratio:.2f}x"),
+    out.append(table(["", "without Gatewarden", "with Gatewarden (default)", "with / without",
+                      "with Gatewarden (native XDP)", "with / without"], [
+        ("SYNs absorbed per second (median)", number(without["absorbed_per_second"]),
+         number(with_["absorbed_per_second"]), ratio(with_), number(native["absorbed_per_second"]), ratio(native)),
         ("legitimate requests ok / failed", f"{without['legitimate_ok']} / {without['legitimate_failed']}",
-         f"{with_['legitimate_ok']} / {with_['legitimate_failed']}", ""),
+         f"{with_['legitimate_ok']} / {with_['legitimate_failed']}", "",
+         f"{native['legitimate_ok']} / {native['legitimate_failed']}", ""),
         ("legitimate latency p50 / p99, ms", f"{without['legitimate_p50_ms']} / {without['legitimate_p99_ms']}",
-         f"{with_['legitimate_p50_ms']} / {with_['legitimate_p99_ms']}", ""),
-        ("conntrack entries added in a round, most", number(without["conntrack_peak"]), number(with_["conntrack_peak"]), ""),
+         f"{with_['legitimate_p50_ms']} / {with_['legitimate_p99_ms']}", "",
+         f"{native['legitimate_p50_ms']} / {native['legitimate_p99_ms']}", ""),
+        ("conntrack entries added in a round, most", number(without["conntrack_peak"]), number(with_["conntrack_peak"]),
+         "", number(native["conntrack_peak"]), ""),
     ]))
     errors = without["errors"] + with_["errors"]
     if errors:

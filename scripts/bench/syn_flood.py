@@ -9,8 +9,9 @@ certificate). From the client namespace, pinned to the first CPU:
     sharing the generator's CPU as if it shared the uplink.
 On veth the gateway's softirq runs on the generator's CPU, so frames the gateway received per second are
 what it absorbs. A sampler reads the gateway's conntrack count every 50 ms: the entries a round added (the
-legitimate client's own connections among them, once Gatewarden loaded conntrack). Rounds without and with
-Gatewarden (`gatewarden load`, default policy: synproxy answers SYNs to protected ports untracked)
+legitimate client's own connections among them, once Gatewarden loaded conntrack). Rounds without
+Gatewarden, with it as `gatewarden load` sets it up by default (on veth generic XDP mode, where the XDP
+program answers SYNs with cookies itself) and with `--xdp-mode native` (SYNs go on to nftables' synproxy)
 alternate; medians count.
 
     python3 syn_flood.py --tag bench-1234-syn --gatewarden .build/release/gatewarden [--seconds 5] [--rounds 3]
@@ -31,8 +32,11 @@ context.check_hostname = False
 context.verify_mode = ssl.CERT_NONE
 latencies, failed, errors = [], 0, []
 start = time.monotonic()
+due = start
 for i in range(int(rate * seconds)):
-    delay = start + i / rate - time.monotonic()
+    # The next request is due one interval after the last was due or ended, whichever is later: a user
+    # after a slow page goes on at their pace, not with every request they missed at once.
+    delay = due - time.monotonic()
     if delay > 0:
         time.sleep(delay)
     began = time.monotonic()
@@ -51,6 +55,7 @@ for i in range(int(rate * seconds)):
     except Exception as e:
         failed += 1
         errors.append(repr(e)[:100])
+    due = max(due, began) + 1 / rate
 latencies.sort()
 pick = lambda q: round(latencies[min(len(latencies) - 1, int(len(latencies) * q))], 1) if latencies else -1
 print(json.dumps({"ok": len(latencies), "failed": failed, "p50_ms": pick(0.5), "p99_ms": pick(0.99), "errors": errors[:3]}))
@@ -129,23 +134,24 @@ def main():
     exit_on_sigterm()
 
     instance = ["--interface", GATEWAY_INTERFACE]
-    results = {"without": [], "with": []}
+    variants = {"without": None, "with": [], "native": ["--xdp-mode", "native"]}
+    results = {name: [] for name in variants}
     with Lab(options.tag) as lab:
         instance += ["--netns", lab.gateway]
         packet = (f"{{ eth(da={lab.gateway_mac()}), ipv4(saddr=drnd(), saddr[0]=drnd(1, 223), daddr={GATEWAY_ADDRESS}, "
                   f"ttl=64), tcp(sp=drnd(), dp=443, seq=drnd(), syn) }}")
         with Nginx(lab, nginx_http(lab)):
             for round in range(1, options.rounds + 1):
-                for name in ("without", "with"):
-                    if name == "with":
-                        run([options.gatewarden, "load"] + instance)
+                for name, load_options in variants.items():
+                    if load_options is not None:
+                        run([options.gatewarden, "load"] + load_options + instance)
                     try:
                         result = flood_round(lab, packet, options.seconds)
                     finally:
-                        if name == "with":
+                        if load_options is not None:
                             run([options.gatewarden, "unload"] + instance, check=False)
                     results[name].append(result)
-                    log(f"SYN flood, round {round}, {name} Gatewarden: {result['absorbed_per_second']:,.0f} SYN/s absorbed, "
+                    log(f"SYN flood, round {round}, {name}: {result['absorbed_per_second']:,.0f} SYN/s absorbed, "
                         f"legitimate {result['legitimate']['ok']} ok {result['legitimate']['failed']} failed, "
                         f"conntrack entries added {result['conntrack_peak']}")
     emit({
@@ -153,6 +159,7 @@ def main():
         "rounds": options.rounds,
         "without": summary(results["without"]),
         "with": summary(results["with"]),
+        "native": summary(results["native"]),
     })
 
 

@@ -54,9 +54,12 @@ def _refusing(rule):
 class LayerCounters:
     """What Gatewarden's layers counted for one interface (XDP) and the namespace (nftables)."""
 
-    def __init__(self, xdp_dropped=0, xdp_passed=0, nft_refused=0, synproxy_cookies=0, refused_by_rule=None):
+    def __init__(self, xdp_dropped=0, xdp_passed=0, nft_refused=0, synproxy_cookies=0, refused_by_rule=None,
+                 xdp_answered=0):
         self.xdp_dropped = xdp_dropped
         self.xdp_passed = xdp_passed
+        # SYNs the XDP program answered itself with a SYN cookie (action syncookie): they never reach the stack.
+        self.xdp_answered = xdp_answered
         self.nft_refused = nft_refused
         self.synproxy_cookies = synproxy_cookies
         self.refused_by_rule = refused_by_rule or {}
@@ -68,6 +71,8 @@ class LayerCounters:
             if name == "gatewarden_xdp_packets_total" and labels.get("interface") == interface:
                 if labels.get("action") == "drop":
                     counters.xdp_dropped += int(value)
+                elif labels.get("action") == "syncookie":
+                    counters.xdp_answered += int(value)
                 else:
                     counters.xdp_passed += int(value)
             elif name == "gatewarden_nft_rule_packets_total":
@@ -84,7 +89,8 @@ class LayerCounters:
         return LayerCounters(self.xdp_dropped - earlier.xdp_dropped, self.xdp_passed - earlier.xdp_passed,
                              self.nft_refused - earlier.nft_refused, self.synproxy_cookies - earlier.synproxy_cookies,
                              {r: v - earlier.refused_by_rule.get(r, 0) for r, v in self.refused_by_rule.items()
-                              if v - earlier.refused_by_rule.get(r, 0)})
+                              if v - earlier.refused_by_rule.get(r, 0)},
+                             self.xdp_answered - earlier.xdp_answered)
 
 
 class Gatewarden:

@@ -123,8 +123,9 @@ class Lab:
             "dropped_xdp": layers.xdp_dropped,
             "dropped_nft": layers.nft_refused,
             "refused_by_rule": layers.refused_by_rule,
-            "synproxy_cookies": layers.synproxy_cookies,
-            "reached_gateway": arrived - layers.xdp_dropped,
+            # SYN cookies from either layer: the XDP program's (generic mode) and nftables' synproxy's.
+            "synproxy_cookies": layers.synproxy_cookies + layers.xdp_answered,
+            "reached_gateway": arrived - layers.xdp_dropped - layers.xdp_answered,
             "nginx_connections": last["opens"] - first["opens"],
             "nginx_attack_requests": sum(statuses.values()),
             "nginx_429": statuses.get("429", 0),

@@ -76,7 +76,8 @@ def rates(samples):
             continue
         la, lb = a["layers"], b["layers"]
         offered = (b["sent"] - a["sent"]) / dt
-        past_xdp = max(0, (b["arrived"] - a["arrived"]) - (lb.xdp_dropped - la.xdp_dropped)) / dt
+        past_xdp = max(0, (b["arrived"] - a["arrived"]) - (lb.xdp_dropped - la.xdp_dropped)
+                       - (lb.xdp_answered - la.xdp_answered)) / dt
         past_nft = max(0, past_xdp - ((lb.nft_refused - la.nft_refused) + (lb.synproxy_cookies - la.synproxy_cookies)) / dt)
         series.append((b["t"], offered, past_xdp, past_nft, (b["opens"] - a["opens"]) / dt))
     return series

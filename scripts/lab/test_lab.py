@@ -18,6 +18,7 @@ METRICS = """# HELP gatewarden_xdp_packets_total Packets judged.
 gatewarden_xdp_packets_total{interface="atk0",action="drop",reason="rate_subnet"} 900
 gatewarden_xdp_packets_total{interface="atk0",action="drop",reason="rate_ip"} 100
 gatewarden_xdp_packets_total{interface="atk0",action="pass",reason="limited"} 50
+gatewarden_xdp_packets_total{interface="atk0",action="syncookie",reason="within_limit"} 300
 gatewarden_xdp_packets_total{interface="usr0",action="drop",reason="rate_ip"} 7
 gatewarden_nft_rule_packets_total{table="gatewarden",chain="input",rule="synproxy-v4"} 40
 gatewarden_nft_rule_packets_total{table="gatewarden",chain="input",rule="synproxy-ack-v4"} 30
@@ -44,21 +45,23 @@ def result(**values):
 class MetricsTests(unittest.TestCase):
     def test_parses_names_labels_and_values_and_skips_the_rest(self):
         samples = parse_metrics(METRICS)
-        self.assertEqual(len(samples), 13)
+        self.assertEqual(len(samples), 14)
         self.assertIn(("gatewarden_up", {"collector": "nftables"}, 1.0), samples)
         self.assertEqual(samples[-1][1]["version"], 'a \\"quoted\\" one')
 
     def test_layer_counters_take_one_interface_and_sort_rules_by_what_they_do(self):
         layers = LayerCounters.of(parse_metrics(METRICS), "atk0")
         self.assertEqual(layers.xdp_dropped, 1000)
-        self.assertEqual(layers.xdp_passed, 50)
+        self.assertEqual(layers.xdp_passed, 50)  # answered in XDP is not passed up
+        self.assertEqual(layers.xdp_answered, 300)
         self.assertEqual(layers.synproxy_cookies, 40)
         self.assertEqual(layers.nft_refused, 8)  # neither the allowlist, the ACK check nor notrack refuse
         self.assertEqual(layers.refused_by_rule, {"new-connections-v4": 5, "concurrent-connections-v4": 2,
                                                   "policy-blocklist-v4": 1})
-        later = LayerCounters(1500, 60, 10, 45, {"new-connections-v4": 7})
+        later = LayerCounters(1500, 60, 10, 45, {"new-connections-v4": 7}, xdp_answered=320)
         difference = later.minus(layers)
         self.assertEqual((difference.xdp_dropped, difference.nft_refused, difference.synproxy_cookies), (500, 2, 5))
+        self.assertEqual(difference.xdp_answered, 20)
         self.assertEqual(difference.refused_by_rule, {"new-connections-v4": 2})
 
 

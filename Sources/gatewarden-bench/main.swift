@@ -74,6 +74,18 @@ func median(_ values: [Double]) -> Double {
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
+/// `frame` with its IPv4 header checksum filled in: the SYN cookie path answers only well-formed headers.
+func withHeaderChecksum(_ frame: [UInt8]) -> [UInt8] {
+    var bytes = frame
+    bytes[24] = 0; bytes[25] = 0
+    var sum: UInt32 = 0
+    for offset in stride(from: 14, to: 34, by: 2) { sum += UInt32(bytes[offset]) << 8 | UInt32(bytes[offset + 1]) }
+    while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+    let checksum = ~UInt16(sum)
+    bytes[24] = UInt8(checksum >> 8); bytes[25] = UInt8(checksum & 0xff)
+    return bytes
+}
+
 /// One packet repeated in the kernel: the kernel's mean ns per run.
 func hotSource(_ contender: Contender, repeat count: UInt32) throws -> Double {
     Double(try contender.runner.run(packet: frame(source: 0xC000_0207), repeatCount: count).nanosecondsPerRun)
@@ -87,7 +99,7 @@ func randomSources(_ contender: Contender, count: Int, seed: UInt64) throws -> D
     for _ in 0..<count {
         let source = UInt32(truncatingIfNeeded: generator.next())
         withUnsafeBytes(of: source.bigEndian) { packet.replaceSubrange(26..<30, with: $0) }
-        total += UInt64(try contender.runner.run(packet: packet).nanosecondsPerRun)
+        total += UInt64(try contender.runner.run(packet: withHeaderChecksum(packet)).nanosecondsPerRun)
     }
     return Double(total) / Double(count)
 }
@@ -231,9 +243,32 @@ func table(_ title: String, _ rows: [(String, Double)]) {
         print("  " + name.padding(toLength: 42, withPad: " ", startingAt: 0) + columns.joined(separator: "   "))
     }
 }
+// SYNs answered in XDP with a SYN cookie (generic mode's default). The answer rewrites the frame, so it cannot
+// be repeated in place: one test run per SYN, from distinct sources, for every contender alike.
+var withCookies = XDPLimits.default
+withCookies.synCookies = .init(ipv4MSS: 1460, ipv6MSS: 1440, windowScale: 7, timestamps: true, selectiveAcknowledgements: true)
+let answering = try gatewarden(name: "", limits: withCookies)
+let answered = try answering.runner.run(packet: withHeaderChecksum(frame(source: 0x0808_0808))).action == .tx
+let cookieContenders: [(String, () throws -> Contender)] = [
+    floodContenders[0], floodContenders[1], floodContenders[2],
+    (answered ? "gatewarden, SYN answered with a cookie"
+              : "gatewarden, cookies on, host forwards", {
+        try gatewarden(name: "", limits: withCookies)
+    }),
+]
+let cookieSources = min(options.sources, 100_000)
+var cookieSamples = [[Double]](repeating: [], count: cookieContenders.count)
+for run in 0..<options.runs {
+    for (index, contender) in cookieContenders.enumerated() {
+        cookieSamples[index].append(try randomSources(try contender.1(), count: cookieSources, seed: UInt64(run + 100)))
+    }
+}
+let cookies = zip(cookieContenders.map(\.0), cookieSamples.map(median)).map { ($0, $1) }
+
 table("One hot source (\(options.hotRepeat) repeats per run):", hot)
 table("Spoofed flood, \(options.sources) distinct sources, back to back in the kernel (harness cost included):", flood)
 if options.perCall {
     table("Spoofed flood, \(options.sources) random sources, one syscall per packet:", perCallFlood)
 }
+table("SYNs from \(cookieSources) distinct sources, one test run each (its own overhead in every row):", cookies)
 

@@ -147,7 +147,11 @@ def section_xdp(results):
            "`gatewarden-bench` runs each program through `BPF_PROG_TEST_RUN`: one hot source repeated in the kernel, "
            "and a spoofed flood from distinct sources driven back to back by an in-kernel harness "
            "(bpf/bench/flood_harness.c). *naive fixed window* is the seed articles' limiter (the baseline); "
-           "*empty XDP_PASS* is the floor. Contenders take turns within each run; figures are medians.\n"]
+           "*empty XDP_PASS* is the floor. Contenders take turns within each run; figures are medians. "
+           "Answering a SYN with a SYN cookie rewrites the frame, so that table runs each SYN once, from a "
+           "distinct source, one test run each (the test run's own cost is in every row): *answered* is the "
+           "program in generic mode's default, computing the kernel's cookie, looking up the route and writing "
+           "the SYN-ACK.\n"]
     if not tables:
         return "\n".join(out) + "\n" + failure(results, "xdp")
     for title, rows in tables.items():

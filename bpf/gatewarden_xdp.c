@@ -979,6 +979,68 @@ __attribute__((noinline)) int gw_answer_syn(struct xdp_md *ctx, __u32 l3, __u32 
 
 /* A packet under every limit: passed, or, when it is a plain SYN and SYN cookies are on (enforce
  * mode only), answered in place. Anything gw_answer_syn leaves alone passes as before. */
+/* Whether the TCP segment whose IP header starts at `l3` (plain: no IPv4 options, TCP right after the IPv6
+ * header) belongs to a connection this host holds a socket for: established or closing, in the namespace of
+ * the interface. Not a listener, a half-open handshake or TIME_WAIT: an ACK flood finds no such socket, and
+ * neither does a forged segment, whose 4-tuple must match a real connection's exactly.
+ * A global function, for the verifier's budget (see gw_answer_syn). */
+__attribute__((noinline)) int gw_has_connection(struct xdp_md *ctx, __u32 l3, __u32 is_ipv4)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct bpf_sock_tuple tuple = {};
+	struct bpf_sock *sk;
+	__u32 size, state;
+
+	if (l3 > sizeof(struct ethhdr) + MAX_VLAN_DEPTH * sizeof(struct vlan_tag))
+		return 0;
+	if (is_ipv4) {
+		struct iphdr *ip = data + l3;
+		struct tcphdr *tcp = (void *)(ip + 1);
+
+		if ((void *)(tcp + 1) > end)
+			return 0;
+		tuple.ipv4.saddr = ip->saddr;
+		tuple.ipv4.daddr = ip->daddr;
+		tuple.ipv4.sport = tcp->source;
+		tuple.ipv4.dport = tcp->dest;
+		size = sizeof(tuple.ipv4);
+	} else {
+		struct ipv6hdr *ip6 = data + l3;
+		struct tcphdr *tcp = (void *)(ip6 + 1);
+
+		if ((void *)(tcp + 1) > end)
+			return 0;
+		__builtin_memcpy(tuple.ipv6.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(tuple.ipv6.daddr, &ip6->daddr, 16);
+		tuple.ipv6.sport = tcp->source;
+		tuple.ipv6.dport = tcp->dest;
+		size = sizeof(tuple.ipv6);
+	}
+	sk = bpf_skc_lookup_tcp(ctx, &tuple, size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	state = sk->state;
+	bpf_sk_release(sk);
+	switch (state) {
+	case BPF_TCP_ESTABLISHED:
+	case BPF_TCP_FIN_WAIT1:
+	case BPF_TCP_FIN_WAIT2:
+	case BPF_TCP_CLOSE_WAIT:
+	case BPF_TCP_LAST_ACK:
+	case BPF_TCP_CLOSING:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* How much cheaper a segment of a held connection is than any other packet, as a shift of the emission
+ * interval: 1/16. The limits are the seed's packets per second, meant for floods; a client's ACKs while it
+ * downloads, or its data while it uploads, are not a flood, and at one packet each a single 25 Mbit/s
+ * download (an ACK every two segments) would reach 1000 per second. Still bounded (16x the rate per source
+ * and per subnet), so a flood over real connections is dropped here too. */
+#define GW_CONNECTION_COST_SHIFT 4
+
 static __always_inline int within_limit(struct xdp_md *ctx, const struct packet_facts *facts,
 					const struct gw_config *config, __u32 reason, __u64 now, __u64 bytes)
 {
@@ -1010,7 +1072,7 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	struct gw_config config;
 	__u64 sighted_at = 0;
 	enum parse_result parsed;
-	__u32 zero = 0, port;
+	__u32 zero = 0, port, cost_shift;
 	int is_protected;
 	__u32 pass_reason;
 	__u8 *protected;
@@ -1085,11 +1147,15 @@ int gatewarden_xdp(struct xdp_md *ctx)
 			source = bpf_map_lookup_elem(&gw_sources, &facts.source);
 	}
 
+	/* ACK set, SYN and RST clear, and a socket for it: a segment of a connection, charged at a sixteenth. */
+	cost_shift = (facts.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) == TCP_FLAG_ACK && facts.plain_l3 &&
+			     gw_has_connection(ctx, facts.l3_offset, facts.is_ipv4)
+		? GW_CONNECTION_COST_SHIFT : 0;
 	if (!charge(&gw_sources, GW_OFFENDER_SOURCE, source, &facts.source, now,
-		    config.subnet_interval_ns ? 0 : sighted_at, config.source_interval_ns, config.source_tolerance_ns))
+		    config.subnet_interval_ns ? 0 : sighted_at, config.source_interval_ns >> cost_shift, config.source_tolerance_ns))
 		return over_limit(&config, GW_REASON_RATE_IP, bytes);
 	if (config.subnet_interval_ns && !charge(&gw_subnets, GW_OFFENDER_SUBNET, subnet, &subnet_key, now, sighted_at,
-						  config.subnet_interval_ns, config.subnet_tolerance_ns))
+						  config.subnet_interval_ns >> cost_shift, config.subnet_tolerance_ns))
 		return over_limit(&config, GW_REASON_RATE_SUBNET, bytes);
 within:
 	return within_limit(ctx, &facts, &config, pass_reason, now, bytes);

@@ -14,6 +14,8 @@ packages=(
   # under floods of raw AF_PACKET frames from Python; tc (iproute2) queues the clients' veths, taskset and
   # nsenter (util-linux) pin generators and read counters in the lab's namespaces
   nginx-light openssl util-linux
+  # offloads off on a test's veth (ethtool -K): MTU-sized segments, a NIC's packet rate, not GSO's
+  ethtool
   # benchmarks (scripts/bench.sh): trafgen floods veth pairs; timeout (coreutils) bounds the generators
   netsniff-ng coreutils
   # persist tests: systemd-analyze verify reads the boot unit

@@ -13,7 +13,7 @@
 
 #include <linux/types.h>
 
-#define GW_ABI_VERSION 9
+#define GW_ABI_VERSION 10
 
 /* What the program did with a packet. */
 enum gw_action {
@@ -149,6 +149,10 @@ struct gw_config {
 	__u8 syncookie_wscale;     /* window scale advertised (with GW_SYNCOOKIE_WSCALE), 0..14 */
 	__u8 syncookie_flags;      /* GW_SYNCOOKIE_* */
 	__u16 syncookie_reserved;  /* zero; keeps the size a multiple of 8 */
+	/* ABI 10: the interface's own MAC address. A SYN is answered only when it was sent to it: a frame for
+	 * another host (a bridge floods unknown unicast) or to a group address is never answered. */
+	__u8 syncookie_mac[6];
+	__u16 syncookie_reserved2; /* zero */
 };
 
 #define GW_SYNCOOKIE_ENABLED 0x1    /* answer SYNs (enforce mode only: the loader never sets it when observing) */

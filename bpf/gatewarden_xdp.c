@@ -709,7 +709,8 @@ static __always_inline int parse_syn_options(const __u8 *tcp, __u32 length, stru
 		size = tcp[(at + 1) & (SYN_BUFFER - 1)];
 		if (size < 2 || at + size > length)
 			return -1;
-		found[kind & 15] = at;
+		if (kind < 16) /* a kind above is none of the four read below, and must not stand in for one */
+			found[kind] = at;
 		at += size;
 	}
 	if (at < length && tcp[at & (SYN_BUFFER - 1)] != TCPOPT_EOL)
@@ -814,10 +815,26 @@ static __always_inline __u32 build_synack_options(struct synack *reply, const st
  *
  * A global function: the verifier checks it once, on its own, rather than once for every path of the
  * rate limiter that ends in a pass (their states differ, and the paths times this exceed its budget).
- * So it takes scalars, not pointers into the caller's stack: `settings` is
- * syncookie_mss (16 bits, this family's) | syncookie_wscale << 16 | syncookie_flags << 24. */
-__attribute__((noinline)) int gw_answer_syn(struct xdp_md *ctx, __u32 l3, __u32 is_ipv4, __u32 settings, __u64 now)
+ * So it takes scalars, not pointers into the caller's stack (five at most): `where` is the IP header's
+ * offset | 1 << 16 for IPv4, `settings` is
+ * syncookie_mss (16 bits, this family's) | syncookie_wscale << 16 | syncookie_flags << 24, and
+ * `interface_mac` the interface's own address (mac_value of gw_config.syncookie_mac).
+ *
+ * Only a SYN the kernel itself would answer: sent to the interface's own MAC from a unicast one (never a
+ * frame a bridge flooded here for another host, nor one whose reply would reach a whole segment), from a
+ * source routing would not call martian (0/8, 127/8, multicast and reserved IPv4, IPv6 multicast, the
+ * destination itself), to an address of this host (is_for_this_host). */
+/* A MAC address as a number, its first byte highest: what gw_answer_syn compares. */
+static __always_inline __u64 mac_value(const __u8 *mac)
 {
+	return (__u64)mac[0] << 40 | (__u64)mac[1] << 32 | (__u64)mac[2] << 24 | (__u64)mac[3] << 16 |
+	       (__u64)mac[4] << 8 | mac[5];
+}
+
+__attribute__((noinline)) int gw_answer_syn(struct xdp_md *ctx, __u32 where, __u32 settings, __u64 now,
+					    __u64 interface_mac)
+{
+	__u32 l3 = where & 0xffff, is_ipv4 = where >> 16;
 	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	/* One buffer for the three stages, in turn: the stack holds 512 bytes for the program and this. */
 	union {
@@ -838,8 +855,16 @@ __attribute__((noinline)) int gw_answer_syn(struct xdp_md *ctx, __u32 l3, __u32 
 
 	if (l3 > sizeof(struct ethhdr) + MAX_VLAN_DEPTH * sizeof(struct vlan_tag))
 		return XDP_PASS;
+	{
+		struct ethhdr *eth = data;
+
+		if ((void *)(eth + 1) > end || interface_mac == 0 || mac_value(eth->h_dest) != interface_mac ||
+		    (eth->h_source[0] & 1))
+			return XDP_PASS;
+	}
 	if (is_ipv4) {
 		struct iphdr *ip = data + l3;
+		__u8 first;
 
 		l4 = l3 + sizeof(*ip);
 		tcp = (void *)(ip + 1); /* from ip, not from data + l4: the bounds check then covers both */
@@ -849,8 +874,12 @@ __attribute__((noinline)) int gw_answer_syn(struct xdp_md *ctx, __u32 l3, __u32 
 		/* Data in a SYN, or a header checksum that is wrong: the kernel's to judge (and drop). */
 		if (bpf_ntohs(ip->tot_len) != sizeof(*ip) + syn_length || fold(sum_words(ip, 5)) != 0xffff)
 			return XDP_PASS;
-		/* TCP to a broadcast or multicast address is never a connection. */
+		/* TCP to a broadcast or multicast address is never a connection; a martian source is dropped by
+		 * routing before any socket sees it. */
 		if ((bpf_ntohl(ip->daddr) >> 28) >= 0xe)
+			return XDP_PASS;
+		first = bpf_ntohl(ip->saddr) >> 24;
+		if (first == 0 || first == 127 || first >= 224 || ip->saddr == ip->daddr)
 			return XDP_PASS;
 		fib->family = 2; /* AF_INET */
 		fib->tos = ip->tos;
@@ -865,7 +894,8 @@ __attribute__((noinline)) int gw_answer_syn(struct xdp_md *ctx, __u32 l3, __u32 
 		if ((void *)(tcp + 1) > end)
 			return XDP_PASS;
 		syn_length = tcp->doff * 4;
-		if (bpf_ntohs(ip6->payload_len) != syn_length || ip6->daddr.in6_u.u6_addr8[0] == 0xff)
+		if (bpf_ntohs(ip6->payload_len) != syn_length || ip6->daddr.in6_u.u6_addr8[0] == 0xff ||
+		    ip6->saddr.in6_u.u6_addr8[0] == 0xff || __builtin_memcmp(&ip6->saddr, &ip6->daddr, 16) == 0)
 			return XDP_PASS;
 		fib->family = 10; /* AF_INET6 */
 		fib->tot_len = sizeof(*ip6) + syn_length;
@@ -977,8 +1007,6 @@ __attribute__((noinline)) int gw_answer_syn(struct xdp_md *ctx, __u32 l3, __u32 
 	return XDP_TX;
 }
 
-/* A packet under every limit: passed, or, when it is a plain SYN and SYN cookies are on (enforce
- * mode only), answered in place. Anything gw_answer_syn leaves alone passes as before. */
 /* Whether the TCP segment whose IP header starts at `l3` (plain: no IPv4 options, TCP right after the IPv6
  * header) belongs to a connection this host holds a socket for: established or closing, in the namespace of
  * the interface. Not a listener, a half-open handshake or TIME_WAIT: an ACK flood finds no such socket, and
@@ -1041,6 +1069,8 @@ __attribute__((noinline)) int gw_has_connection(struct xdp_md *ctx, __u32 l3, __
  * and per subnet), so a flood over real connections is dropped here too. */
 #define GW_CONNECTION_COST_SHIFT 4
 
+/* A packet under every limit: passed, or, when it is a plain SYN and SYN cookies are on (enforce
+ * mode only), answered in place. Anything gw_answer_syn leaves alone passes as before. */
 static __always_inline int within_limit(struct xdp_md *ctx, const struct packet_facts *facts,
 					const struct gw_config *config, __u32 reason, __u64 now, __u64 bytes)
 {
@@ -1049,10 +1079,10 @@ static __always_inline int within_limit(struct xdp_md *ctx, const struct packet_
 	if (reason != GW_REASON_WITHIN_LIMIT || !(config->syncookie_flags & GW_SYNCOOKIE_ENABLED) || config->observe ||
 	    !facts->plain_l3 || (facts->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST | TCP_FLAG_FIN)) != TCP_FLAG_SYN)
 		return count(GW_ACTION_PASS, reason, bytes);
-	verdict = gw_answer_syn(ctx, facts->l3_offset, facts->is_ipv4,
+	verdict = gw_answer_syn(ctx, facts->l3_offset | (__u32)facts->is_ipv4 << 16,
 				(facts->is_ipv4 ? config->syncookie_mss_ipv4 : config->syncookie_mss_ipv6) |
 					(__u32)config->syncookie_wscale << 16 | (__u32)config->syncookie_flags << 24,
-				now);
+				now, mac_value(config->syncookie_mac));
 	if (verdict == XDP_TX)
 		return count(GW_ACTION_SYNCOOKIE, GW_REASON_WITHIN_LIMIT, bytes);
 	if (verdict == XDP_PASS)

@@ -30,6 +30,21 @@ static inline int gw_interface_mtu(int fd, const char *name)
 	return request.ifr_mtu;
 }
 
+#include <net/if_arp.h>
+/* The interface's hardware address through SIOCGIFHWADDR: its type (ARPHRD_ETHER for Ethernet, veth
+ * included) and, into `address`, its first 6 bytes; the type, or -1 and errno. */
+static inline int gw_interface_hardware_address(int fd, const char *name, unsigned char *address)
+{
+	struct ifreq request;
+
+	memset(&request, 0, sizeof(request));
+	strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+	if (ioctl(fd, SIOCGIFHWADDR, &request) < 0)
+		return -1;
+	memcpy(address, request.ifr_hwaddr.sa_data, 6);
+	return request.ifr_hwaddr.sa_family;
+}
+
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 /* The name of the interface's driver ("veth", "virtio_net", "mlx5_core") through ETHTOOL_GDRVINFO,

@@ -43,4 +43,18 @@ public enum NetworkInterface {
         guard let driver else { throw KernelError.fromErrno("read the driver of '\(name)' in \(namespace)") }
         return driver
     }
+
+    /// The interface's Ethernet address, or nil when it is not an Ethernet interface (a WireGuard or
+    /// L3 tunnel device has none); fails naming the interface.
+    public static func ethernetAddress(of name: String, in namespace: NetworkNamespace = .current) throws -> [UInt8]? {
+        let answer = try namespace.perform { () -> (Int32, [UInt8]) in
+            let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard socket >= 0 else { return (-1, []) }
+            defer { close(socket) }
+            var address = [UInt8](repeating: 0, count: 6)
+            return (gw_interface_hardware_address(socket, name, &address), address)
+        }
+        guard answer.0 >= 0 else { throw KernelError.fromErrno("read the hardware address of '\(name)' in \(namespace)") }
+        return answer.0 == Int32(ARPHRD_ETHER) ? answer.1 : nil
+    }
 }

@@ -76,8 +76,10 @@ public struct Deployment {
 
         // A running program keeps its mode; a fresh attach tries the interface's best (XDPModeChoice).
         let driver = try? NetworkInterface.driver(of: interface, in: namespace)
-        let plannedMode = currentMode ?? requested.firstMode(driver: driver)
-        let limits = xdpLimits(policy: policy, handshake: handshake, mode: plannedMode)
+        // Until nftables holds the synproxy rules that complete a cookie's handshake, XDP answers no SYN:
+        // the limits go in without cookies, and cookies only once the table is committed.
+        let limits = policy.xdpLimits
+        let ethernetAddress = try NetworkInterface.ethernetAddress(of: interface, in: namespace)
         let object = try BPFObject(elf: Self.program.bytes, name: Self.programName)
         try sizeMaps(object, policy: policy)
         // Before anything changes: maps pinned by an earlier version with another layout are
@@ -95,7 +97,11 @@ public struct Deployment {
                 if let record = try SynproxyHost.requireStrictTracking(in: namespace) { rollback.created(record) }
             }
             let programID: UInt32, mode: XDPMode
-            var recordedRequest = requested
+            // A replaced program keeps the request recorded when it was attached (auto on a veth recorded
+            // generic: a later `load` with the default must not turn that into a mode mismatch).
+            var recordedRequest = requested == .auto && replacing
+                ? (try? XDPMaps(layout: layout).loaderInfo())?.flatMap { XDPModeChoice(abiValue: $0.requested_mode) } ?? requested
+                : requested
             let inPlace = replacing && !reloadProgram && upgrade.isEmpty
                 && (try? XDPMaps(layout: layout).loaderInfo())??.program_digest == Self.programDigest
             if inPlace {
@@ -123,10 +129,6 @@ public struct Deployment {
                     (mode, recordedRequest) = try attach(programFD: programFD, interfaceIndex: interfaceIndex,
                                                          requested: requested, driver: driver, force: force)
                     rollback.attached(link)
-                    if mode != plannedMode {
-                        try maps.apply(xdpLimits(policy: policy, handshake: handshake, mode: mode),
-                                       allowlist: policy.allowlist, blocklist: policy.blocklist)
-                    }
                 }
                 try maps.recordAttach(mode: mode, requested: recordedRequest.abiValue, interface: interface, interfaceIndex: interfaceIndex,
                                       wallClockNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9), programDigest: Self.programDigest)
@@ -141,6 +143,18 @@ public struct Deployment {
             let installed = try nft.setShapes(family: NFTablesRuleset.family, table: NFTablesRuleset.tableName)
             try nft.run(ruleset.applyTransaction(installed: installed))
             try upgrade.commit()
+            // After the one step that cannot be undone, a failure here is said, not thrown: nftables'
+            // synproxy keeps answering SYNs, as in native mode.
+            if let cookies = synCookies(policy: policy, handshake: handshake, mode: mode, ethernetAddress: ethernetAddress) {
+                var answering = limits
+                answering.synCookies = cookies
+                do {
+                    try XDPMaps(layout: layout).apply(answering, allowlist: policy.allowlist, blocklist: policy.blocklist)
+                } catch {
+                    FileHandle.standardError.write(Data(("gatewarden: loaded, but XDP does not answer SYNs (nftables' "
+                        + "synproxy does): \(error)\n").utf8))
+                }
+            }
             if policy.mode == .observe { SynproxyHost.restoreLooseTrackingOrWarn(in: namespace) }
             if let source {
                 do { try LoadedPolicyRecord(namespace: namespace).write(source) } catch {
@@ -251,13 +265,17 @@ public struct Deployment {
         }
     }
 
-    /// The XDP program's share of the policy in `mode`. The program answers SYNs with synproxy's SYN-ACK
-    /// where its XDP_TX is known to reach the wire: generic mode (the kernel transmits the frame). In
-    /// native mode XDP_TX depends on the driver (on veth the peer drops or loses the frames unless it runs
-    /// NAPI, which the program cannot see), so native mode keeps nftables' synproxy answering until load
-    /// can ask the driver (the netdev family's xdp-features; libbpf 1.1 cannot).
-    private func xdpLimits(policy: Policy, handshake: HandshakeOptions, mode: XDPMode) -> XDPLimits {
-        mode == .generic ? policy.xdpLimits(handshake: handshake) : policy.xdpLimits
+    /// What the XDP program answers SYNs with, or nil to leave them to nftables' synproxy. It answers
+    /// where its XDP_TX is known to reach the wire: generic mode (the kernel transmits the frame), on an
+    /// Ethernet interface (its frames are what the program parses), in enforce mode. In native mode XDP_TX
+    /// depends on the driver (on veth the peer drops or loses the frames unless it runs NAPI, which the
+    /// program cannot see), so native mode keeps synproxy answering until load can ask the driver (the
+    /// netdev family's xdp-features; libbpf 1.1 cannot).
+    private func synCookies(policy: Policy, handshake: HandshakeOptions, mode: XDPMode,
+                            ethernetAddress: [UInt8]?) -> XDPLimits.SynCookies? {
+        guard mode == .generic, let ethernetAddress, ethernetAddress.first.map({ $0 & 1 == 0 }) == true,
+              ethernetAddress.contains(where: { $0 != 0 }) else { return nil }
+        return policy.xdpLimits(handshake: handshake, interfaceMAC: ethernetAddress).synCookies
     }
 
     /// Attaches in the requested mode and returns the mode and the request to record. `auto` takes

@@ -39,11 +39,12 @@ public struct HandshakeOptions: Sendable, Equatable {
     public static let linuxDefault = HandshakeOptions(mtu: 1500, tcpRmemMax: defaultTCPRmemMax, rmemMax: defaultRmemMax,
                                                       timestamps: true, selectiveAcknowledgements: true)
 
-    /// The same promises for the XDP program's SYN cookie SYN-ACK (the statement's, word for word).
-    public var xdpSynCookies: XDPLimits.SynCookies {
+    /// The same promises for the XDP program's SYN cookie SYN-ACK (the statement's, word for word), from
+    /// the interface whose Ethernet address is `interfaceMAC`.
+    public func xdpSynCookies(interfaceMAC: [UInt8]) -> XDPLimits.SynCookies {
         XDPLimits.SynCookies(ipv4MSS: UInt16(clamping: ipv4MSS), ipv6MSS: UInt16(clamping: ipv6MSS),
                              windowScale: windowScale.map { UInt8(clamping: $0) }, timestamps: timestamps,
-                             selectiveAcknowledgements: selectiveAcknowledgements)
+                             selectiveAcknowledgements: selectiveAcknowledgements, interfaceMAC: interfaceMAC)
     }
 
     /// The `synproxy` statement's options for one address family.

@@ -86,12 +86,13 @@ public struct Policy: Sendable, Equatable {
                          observe: mode == .observe)
     }
 
-    /// The XDP program's share of the policy on a host whose synproxy answers with `handshake`:
+    /// The XDP program's share of the policy on a host whose synproxy answers with `handshake`, on the
+    /// Ethernet interface `interfaceMAC`:
     /// in enforce mode with the XDP layer on, SYNs under every limit are answered in XDP with the
     /// SYN-ACK synproxy would send (observe mode and a disabled XDP layer leave them to nftables).
-    public func xdpLimits(handshake: HandshakeOptions) -> XDPLimits {
+    public func xdpLimits(handshake: HandshakeOptions, interfaceMAC: [UInt8]) -> XDPLimits {
         var limits = xdpLimits
-        if mode == .enforce && xdpEnabled { limits.synCookies = handshake.xdpSynCookies }
+        if mode == .enforce && xdpEnabled { limits.synCookies = handshake.xdpSynCookies(interfaceMAC: interfaceMAC) }
         return limits
     }
 }

@@ -246,7 +246,8 @@ func table(_ title: String, _ rows: [(String, Double)]) {
 // SYNs answered in XDP with a SYN cookie (generic mode's default). The answer rewrites the frame, so it cannot
 // be repeated in place: one test run per SYN, from distinct sources, for every contender alike.
 var withCookies = XDPLimits.default
-withCookies.synCookies = .init(ipv4MSS: 1460, ipv6MSS: 1440, windowScale: 7, timestamps: true, selectiveAcknowledgements: true)
+withCookies.synCookies = .init(ipv4MSS: 1460, ipv6MSS: 1440, windowScale: 7, timestamps: true, selectiveAcknowledgements: true,
+                               interfaceMAC: [2, 0, 0, 0, 0, 1]) // the frame's destination
 let answering = try gatewarden(name: "", limits: withCookies)
 let answered = try answering.runner.run(packet: withHeaderChecksum(frame(source: 0x0808_0808))).action == .tx
 let cookieContenders: [(String, () throws -> Contender)] = [

@@ -109,6 +109,9 @@ struct ReloadTests {
         #expect(text.contains("generic mode"), "auto takes generic on a veth: \(text)")
         // Recorded as a generic request (chosen, not fallen back to): the mode-mismatch alert stays quiet.
         #expect(try lab.gatewayInstance().maps().loaderInfo()?.requested_mode == GW_XDP_MODE_GENERIC.rawValue)
+        // A swapped program (here forced) keeps that record: the default's auto must not become a mismatch.
+        try GatewardenBinary.run(["load", "--reload-program", "--policy", policy.path] + arguments)
+        #expect(try lab.gatewayInstance().maps().loaderInfo()?.requested_mode == GW_XDP_MODE_GENERIC.rawValue)
         #expect(text.contains("per source 1000/s burst 2000, per subnet 500/s burst 1000"))
         #expect(text.contains("allowlist: 203.0.113.0/24"))
         #expect(text.contains("blocklist: 198.51.100.0/24 ("))

@@ -118,7 +118,7 @@ private let server: [UInt8] = [192, 0, 2, 1]
 private let client6 = Packet.ipv6Address("2001:db8:1:2::7")
 private let server6 = Packet.ipv6Address("2001:db8::1")
 private let cookies = XDPLimits.SynCookies(ipv4MSS: 1460, ipv6MSS: 1440, windowScale: 7, timestamps: true,
-                                           selectiveAcknowledgements: true)
+                                           selectiveAcknowledgements: true, interfaceMAC: Packet.gatewayMAC)
 
 private func syn(options: [UInt8] = TCPSegment.linuxSYNOptions(tsval: 0x1234_5678), sequence: UInt32 = 0xdead_beef,
                  port: UInt16 = 443, flags: UInt8 = TCPSegment.syn, payload: [UInt8] = []) -> TCPSegment {
@@ -211,12 +211,16 @@ struct SynCookieTests {
         #expect(bigScale.timestamps.map { $0.value & 0xf } == 14, "a scale above 14 is carried as 14, as synproxy clamps it")
         let nops = try answer(Array(repeating: 1, count: 40))
         #expect(nops.headerLength == 20, "forty NOPs: the longest option list, nothing offered")
+        // Kinds of 16 and above (TCP Fast Open 34, MD5 19 is below) are none of the four read: they must not
+        // stand in for one (34 & 15 is 2, the MSS).
+        let fastOpen = try answer([2, 4, 0x05, 0xb4, 34, 2, 1, 1])
+        #expect(fastOpen.mss == 1460, "the MSS survives a TCP Fast Open option after it")
     }
 
     @Test("the load's settings: no timestamps, no SACK, no window scaling on the server")
     func serverSettings() throws {
         let program = try program(synCookies: .init(ipv4MSS: 1400, ipv6MSS: 1380, windowScale: nil, timestamps: false,
-                                                    selectiveAcknowledgements: false))
+                                                    selectiveAcknowledgements: false, interfaceMAC: Packet.gatewayMAC))
         let result = try run(program, Packet.ipv4(source: client, transport: .segment(syn())))
         #expect(result.action == .tx)
         let reply = SynAck(frame: result.packet, l3: 14, ipv4: true)
@@ -240,6 +244,18 @@ struct SynCookieTests {
         ("a first fragment", Packet.ipv4(source: client, transport: .segment(syn()), moreFragments: true)),
         ("a wrong IPv4 header checksum", { var frame = Packet.ipv4(source: client, transport: .segment(syn())); frame[24] ^= 0xff; return frame }()),
         ("data offset past the frame", Packet.ipv4(source: client, transport: .segment({ var s = syn(options: []); s.dataOffsetWords = 15; return s }()))),
+        // Frames the kernel would never answer: for another host's MAC (a bridge floods unknown unicast), to
+        // a group address, from one (the reply would reach a whole segment), from martian sources.
+        ("to another host's MAC", { var frame = Packet.ipv4(source: client, transport: .segment(syn())); frame[5] = 9; return frame }()),
+        ("to the broadcast MAC", { var frame = Packet.ipv4(source: client, transport: .segment(syn())); frame.replaceSubrange(0..<6, with: [UInt8](repeating: 0xff, count: 6)); return frame }()),
+        ("from a group MAC", { var frame = Packet.ipv4(source: client, transport: .segment(syn())); frame[6] |= 1; return frame }()),
+        ("from 127.0.0.1", Packet.ipv4(source: [127, 0, 0, 1], transport: .segment(syn()))),
+        ("from 0.0.0.0", Packet.ipv4(source: [0, 0, 0, 0], transport: .segment(syn()))),
+        ("from a multicast address", Packet.ipv4(source: [224, 0, 0, 5], transport: .segment(syn()))),
+        ("from 255.255.255.255", Packet.ipv4(source: [255, 255, 255, 255], transport: .segment(syn()))),
+        ("from itself (land)", Packet.ipv4(source: server, transport: .segment(syn()))),
+        ("IPv6 from a multicast address", Packet.ipv6(source: Packet.ipv6Address("ff02::1"), transport: .segment(syn()))),
+        ("IPv6 from itself", Packet.ipv6(source: server6, transport: .segment(syn()))),
     ])
     func leftToTheKernel(_ name: String, _ frame: [UInt8]) throws {
         let program = try program()

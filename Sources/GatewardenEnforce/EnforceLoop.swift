@@ -87,7 +87,8 @@ public final class EnforceLoop: @unchecked Sendable {
         public var errors: [String] = []
     }
 
-    /// Runs intervals until `stop` says so (checked every 100 ms between intervals).
+    /// Runs intervals until `stop` says so (checked every 100 ms between intervals); a missing table starts
+    /// the next interval at once (checked every second).
     public func run(until stop: @escaping @Sendable () -> Bool) {
         let period = policy.enforce.interval.timeInterval
         var next = Date()
@@ -99,7 +100,16 @@ public final class EnforceLoop: @unchecked Sendable {
                     + (ban.expires.map { " until \(ISO8601DateFormatter().string(from: $0))" } ?? ""))
             }
             next = max(next.addingTimeInterval(period), Date())
-            while !stop() && Date() < next { usleep(100_000) }
+            var lastCheck = Date()
+            while !stop() && Date() < next {
+                usleep(100_000)
+                // The table can vanish between intervals (`nft flush ruleset`, a firewall reload). While it
+                // is gone, the handshakes of SYNs XDP answers with cookies have nothing to complete them:
+                // look every second, and repair at once rather than at the next interval.
+                guard Date().timeIntervalSince(lastCheck) >= 1 else { continue }
+                lastCheck = Date()
+                if (try? KernelRepair(namespace: namespace, pinRoot: pinRoot).damage().contains("table")) == true { break }
+            }
         }
     }
 

@@ -106,7 +106,8 @@ struct ReloadTests {
         let text = try GatewardenBinary.run(["status", "--netns", lab.gateway]).stdout
         let programID = try lab.gatewayInstance().link.info().programID
         #expect(text.contains("program:   id \(programID)"))
-        #expect(text.contains("generic mode"), "auto takes generic on a veth: \(text)")
+        #expect(text.contains("generic mode (requested generic)"), "auto takes generic on a veth: \(text)")
+        #expect(text.contains("SYNs:      answered by the XDP program with SYN cookies"), "\(text)")
         // Recorded as a generic request (chosen, not fallen back to): the mode-mismatch alert stays quiet.
         #expect(try lab.gatewayInstance().maps().loaderInfo()?.requested_mode == GW_XDP_MODE_GENERIC.rawValue)
         // A swapped program (here forced) keeps that record: the default's auto must not become a mismatch.

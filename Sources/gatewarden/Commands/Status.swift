@@ -4,6 +4,7 @@ import GatewardenKernel
 import CGatewardenABI
 import GatewardenCore
 import GatewardenDataPlane
+import GatewardenLoad
 
 /// `gatewarden status`: what runs where, with which limits.
 struct Status: ParsableCommand {
@@ -32,7 +33,8 @@ struct Status: ParsableCommand {
         let loader = try maps.loaderInfo()
         var lines = ["\(instance.layout.interface) (\(instance.layout.namespace)):"]
         if let link, link.interfaceIndex != 0 {
-            lines.append("  program:   id \(link.programID), link id \(link.linkID), \(loader.flatMap { XDPMode(abiValue: $0.xdp_mode) }?.rawValue ?? "unknown") mode")
+            let requested = loader.flatMap { XDPModeChoice(abiValue: $0.requested_mode) }.map { " (requested \($0.rawValue))" } ?? ""
+            lines.append("  program:   id \(link.programID), link id \(link.linkID), \(loader.flatMap { XDPMode(abiValue: $0.xdp_mode) }?.rawValue ?? "unknown") mode\(requested)")
         } else {
             lines.append("  program:   NOT ATTACHED (pins remain in \(instance.layout.directory))")
         }
@@ -47,6 +49,9 @@ struct Status: ParsableCommand {
             lines.append("  limits:    per source \(limits.source), per subnet \(limits.subnet) "
                 + "(IPv4 /\(limits.ipv4SubnetPrefix), IPv6 /\(limits.ipv6SubnetPrefix))")
             lines.append("  ports:     \(limits.protectedPorts.map(String.init).joined(separator: ", "))")
+            lines.append(limits.synCookies == nil
+                ? "  SYNs:      answered by nftables' synproxy"
+                : "  SYNs:      answered by the XDP program with SYN cookies (the table's synproxy-ack completes them)")
         }
         let allowed = try maps.allowlist.keys(as: gw_lpm_key.self).map(AddressPrefix.init(lpmKey:))
         lines.append("  allowlist: \(allowed.isEmpty ? "empty" : allowed.map(\.description).joined(separator: ", "))")

@@ -19,6 +19,9 @@ import GatewardenDataPlane
 /// Chain `prerouting` (raw priority): allowlisted sources pass, bans (the policy's, manual and
 /// escalated) drop before conntrack sees them, SYNs to the protected ports are counted and left untracked.
 ///
+/// Chain `output` (raw priority): what synproxy itself sends, its cookie and the ACK that completes
+/// the server's handshake, is left untracked, so no conntrack entry rewrites it (see `outputRules`).
+///
 /// Order in `input` matters, and is the point of the design:
 ///   1. ct mark drop (optional); synproxy for untracked SYNs, before anything a flood's SYN need not pay;
 ///   2. allowlist accept, then synproxy for the ACK that returns a cookie;
@@ -43,10 +46,14 @@ public struct NFTablesRuleset: Sendable, Equatable {
     public static let chainName = "input"
     /// The raw-priority chain that keeps SYNs to the protected ports out of conntrack.
     public static let handshakeChainName = "prerouting"
+    /// The raw-priority chain that keeps the packets synproxy sends out of conntrack.
+    public static let outputChainName = "output"
 
     /// Stable rule identities (the rules' comments) that other code refers to.
     public enum RuleID {
         public static let synToProtectedPorts = "syn-to-protected-ports"
+        public static let synproxyCookie = "synproxy-cookie"
+        public static let synproxyServerACK = "synproxy-server-ack"
     }
 
     /// Sets kept across re-applies (never recreated): the bans, and the allowlists (refilled).
@@ -125,6 +132,8 @@ public struct NFTablesRuleset: Sendable, Equatable {
     static let judgedLabel = 127
     /// A new connection's SYN that no rule has judged yet.
     private static let unjudgedConnection = "tcp flags & (syn | ack) == syn ct state new ct label ! \(judgedLabel)"
+    /// A SYN, with or without ECN's flags: not an ACK, not a reset, not a FIN.
+    private static let synOnly = "tcp flags & (fin | syn | rst | ack) == syn"
     /// In the raw-priority chain: a packet from the network, not yet seen by conntrack.
     private static let fromNetwork = "ct state invalid"
     /// Addressed to this host, not routed through it (prerouting sees both).
@@ -254,9 +263,46 @@ public struct NFTablesRuleset: Sendable, Equatable {
         // `invalid`. The SYN synproxy sends the server, and a local client's SYN, come in over
         // loopback already tracked (`new`): they are neither counted nor left untracked. Observe mode
         // leaves SYNs to conntrack, as without Gatewarden: synproxy comes with enforcing.
-        rules.append("tcp dport \(ports) tcp flags & (fin | syn | rst | ack) == syn \(Self.fromNetwork) \(Self.toThisHost) counter"
+        rules.append("tcp dport \(ports) \(Self.synOnly) \(Self.fromNetwork) \(Self.toThisHost) counter"
             + (observing ? "" : " notrack") + " comment \"\(RuleID.synToProtectedPorts)\"")
         return rules
+    }
+
+    /// The rules of chain `output` (raw priority, before conntrack looks up a packet this host sends):
+    /// the two kinds of packet synproxy sends in its own name are left untracked, as the SYNs are.
+    /// Tracked, each can fall into a conntrack entry whose offsets then rewrite it on its way out:
+    /// synproxy's hook (nf_synproxy_core.c, `ipv4_synproxy_hook`, and its IPv6 twin) shifts the
+    /// timestamps of every packet of a synproxied connection by the offset between the server's clock
+    /// and the cookie's (`synproxy_tstamp_adjust()`), and conntrack shifts its sequence numbers
+    /// (seqadj).
+    ///
+    /// `synproxy-cookie`, the SYN-ACK carrying the cookie (window 0: no SYN-ACK of a socket has one).
+    /// synproxy sends it without the SYN's untracked mark, so conntrack looks it up. A client that
+    /// reconnects from the same port while the last connection's entry is in TIME_WAIT (120 s; the
+    /// server closes first under `Connection: close`) gets its cookie shifted by that connection's
+    /// offsets: its ACK returns a cookie that fails the check, and it never connects (100% of such
+    /// reconnections here). Untracked, it also costs a spoofed flood's SYN no conntrack lookup.
+    ///
+    /// `synproxy-server-ack`, the ACK that completes the server's handshake once the server's SYN-ACK
+    /// has come (state SYN_RECV): synproxy stores the timestamp offset, then sends the ACK echoing the
+    /// server's timestamp as it is. Tracked, the ACK passes synproxy's hook again on its way out, the
+    /// connection now established and the offset set, and its echo is shifted a second time. Since
+    /// Linux 6.15 the server checks that echo against the SYN-ACKs it sent (`tcp_check_req()`,
+    /// TcpExtTSEcrRejected) and answers the ACK with an ACK of its own instead of taking it. The
+    /// connection then waits for the client's first data, which the server takes only if the client
+    /// echoes no newer timestamp than the SYN-ACK's; when the server's clock ticked between its SYN-ACK
+    /// and that answer, the client echoes the answer's, the server refuses the data too, and the
+    /// connection stalls until the server resends its SYN-ACK a second later (1-3% of new connections
+    /// here). Untracked, the ACK reaches the server as synproxy made it and the server's socket is
+    /// established at once. Conntrack sees the connection established at the client's first packet
+    /// instead (until then it stays SYN_RECV, whose timeout is 60 s). Only this ACK matches: this host
+    /// sends it to itself from an address that is not its own.
+    public var outputRules: [String] {
+        guard !observing else { return [] }
+        return ["tcp sport \(ports) tcp flags & (fin | syn | rst | ack) == syn | ack tcp window 0 fib saddr type local "
+                    + "counter notrack comment \"\(RuleID.synproxyCookie)\"",
+                "tcp dport \(ports) tcp flags & (fin | syn | rst | ack) == ack fib saddr type != local \(Self.toThisHost) "
+                    + "counter notrack comment \"\(RuleID.synproxyServerACK)\""]
     }
 
     /// The rules of chain `input`, in order.
@@ -266,9 +312,10 @@ public struct NFTablesRuleset: Sendable, Equatable {
             rules.append("ct mark \(String(format: "0x%x", mark)) counter \(banVerdict) comment \"ct-mark-drop\"")
         }
         // SYNs (untracked: never an allowlisted source's, prerouting kept those tracked) get a cookie,
-        // first thing: a flood's SYN costs no other rule here.
+        // first thing: a flood's SYN costs no other rule here. SYNs only: the ACK synproxy sends the
+        // server comes in untracked too (chain `output`), and must reach the server, not a cookie check.
         for family in families where !observing {
-            rules.append("meta nfproto \(family.nfproto) tcp dport \(ports) ct state untracked counter "
+            rules.append("meta nfproto \(family.nfproto) tcp dport \(ports) \(Self.synOnly) ct state untracked counter "
                 + "\(handshake.statement(ipv6: family.suffix == "v6")) comment \"synproxy-\(family.suffix)\"")
         }
         for family in families {
@@ -351,9 +398,16 @@ public struct NFTablesRuleset: Sendable, Equatable {
         "type filter hook prerouting priority raw; policy accept;"
     }
 
-    /// Both chains: (name, header, rules).
+    private var outputChainHeader: String {
+        // Raw priority: before conntrack looks up what this host sends.
+        "type filter hook output priority raw; policy accept;"
+    }
+
+    /// The chains: (name, header, rules). Each is there in either mode (possibly empty), so an
+    /// apply in the other mode flushes what the last one put in it.
     private var chains: [(name: String, header: String, rules: [String])] {
-        [(Self.handshakeChainName, handshakeChainHeader, handshakeRules), (Self.chainName, chainHeader, rules)]
+        [(Self.handshakeChainName, handshakeChainHeader, handshakeRules), (Self.chainName, chainHeader, rules),
+         (Self.outputChainName, outputChainHeader, outputRules)]
     }
 
     // MARK: Text

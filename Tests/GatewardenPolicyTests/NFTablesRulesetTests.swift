@@ -10,7 +10,7 @@ struct NFTablesRulesetTests {
         var policy = Policy.builtInDefault
         policy.ctMarkDrop = 7
         let ruleset = NFTablesRuleset(policy: policy, conntrackMax: 1000)
-        let rules = ruleset.handshakeRules + ruleset.rules
+        let rules = ruleset.handshakeRules + ruleset.rules + ruleset.outputRules
         let comments = rules.compactMap { rule in rule.range(of: "comment \"").map { String(rule[$0.upperBound...].dropLast()) } }
         #expect(comments.count == rules.count)
         #expect(Set(comments).count == comments.count)
@@ -54,12 +54,43 @@ struct NFTablesRulesetTests {
         #expect(ruleset.handshakeRules.last == "tcp dport { 80, 443 } tcp flags & (fin | syn | rst | ack) == syn ct state invalid "
             + "fib daddr type local counter notrack comment \"syn-to-protected-ports\"", "only SYNs to this host's protected ports")
         #expect(ruleset.handshakeRules.contains("ip saddr @block_v4 fib daddr type local counter drop comment \"blocklist-v4\""))
-        #expect(ruleset.rules.first == "meta nfproto ipv4 tcp dport { 80, 443 } ct state untracked counter "
-            + "synproxy mss 8960 wscale 10 sack-perm comment \"synproxy-v4\"")
+        #expect(ruleset.rules.first == "meta nfproto ipv4 tcp dport { 80, 443 } tcp flags & (fin | syn | rst | ack) == syn "
+            + "ct state untracked counter synproxy mss 8960 wscale 10 sack-perm comment \"synproxy-v4\"")
         #expect(ruleset.rules.contains("meta nfproto ipv4 tcp dport { 80, 443 } ct state invalid counter "
             + "synproxy mss 8960 wscale 10 sack-perm comment \"synproxy-ack-v4\""))
         #expect(ruleset.rules.contains { $0.hasPrefix("meta nfproto ipv6") && $0.contains("synproxy mss 8940 wscale 10 sack-perm") })
         #expect(ruleset.text.contains("chain prerouting {\n\t\ttype filter hook prerouting priority raw; policy accept;"))
+    }
+
+    @Test("what synproxy sends (its cookie, the ACK that completes the server's handshake) is left untracked; the cookie rule takes SYNs only")
+    func synproxyOutput() throws {
+        let ruleset = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 1000)
+        // The cookie: a SYN-ACK with window 0, which no socket sends. A reconnection from the same port
+        // would otherwise find the last connection's entry (TIME_WAIT) and get its cookie rewritten.
+        // The server's ACK: locally sent, from an address not this host's, to this host: only synproxy sends that.
+        #expect(ruleset.outputRules == [
+            "tcp sport { 80, 443 } tcp flags & (fin | syn | rst | ack) == syn | ack tcp window 0 fib saddr type local "
+                + "counter notrack comment \"synproxy-cookie\"",
+            "tcp dport { 80, 443 } tcp flags & (fin | syn | rst | ack) == ack fib saddr type != local "
+                + "fib daddr type local counter notrack comment \"synproxy-server-ack\""])
+        #expect(ruleset.text.contains("chain output {\n\t\ttype filter hook output priority raw; policy accept;\n\t\t"
+            + ruleset.outputRules.joined(separator: "\n\t\t") + "\n\t}"), "raw priority: before conntrack looks them up")
+        // That ACK arrives untracked over loopback: the cookie rule must let it through to the server
+        // (a cookie check of it would fail and drop it), and only SYNs were untracked before it.
+        let cookies = ruleset.rules.filter { $0.contains("ct state untracked") }
+        #expect(cookies.count == 2)
+        #expect(cookies.allSatisfy { $0.contains("tcp flags & (fin | syn | rst | ack) == syn ct state untracked counter synproxy") })
+        let lines = ruleset.applyTransaction.split(separator: "\n").map(String.init)
+        let flush = try #require(lines.firstIndex(of: "flush chain inet gatewarden output"))
+        #expect(lines.contains("add chain inet gatewarden output { type filter hook output priority raw; policy accept; }"))
+        #expect(try ruleset.outputRules.allSatisfy { try #require(lines.firstIndex(of: "add rule inet gatewarden output " + $0)) > flush })
+
+        var observing = Policy.builtInDefault
+        observing.mode = .observe
+        let observed = NFTablesRuleset(policy: observing, conntrackMax: 1000)
+        #expect(observed.outputRules.isEmpty, "no synproxy, no ACK of its own")
+        #expect(observed.applyTransaction.contains("flush chain inet gatewarden output"),
+                "the chain stays, emptied: a switch to observe mode removes the rule an enforcing load put there")
     }
 
     @Test("the window scale synproxy promises is the one the kernel's own SYN-ACKs carry", arguments: [
@@ -86,10 +117,11 @@ struct NFTablesRulesetTests {
         policy.xdpEnabled = false
         policy.logPrefix = "gw: "
         let observing = NFTablesRuleset(policy: policy, conntrackMax: 1000)
-        let rules = observing.handshakeRules + observing.rules
+        let rules = observing.handshakeRules + observing.rules + observing.outputRules
         let enforced = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 1000)
         #expect(Self.comments(rules).filter { !$0.hasPrefix("rate-") }
-                    == Self.comments(enforced.handshakeRules + enforced.rules).filter { !$0.hasPrefix("synproxy-") }, "rule ids are kept")
+                    == Self.comments(enforced.handshakeRules + enforced.rules + enforced.outputRules).filter { !$0.hasPrefix("synproxy-") },
+                "rule ids are kept")
         let limits = ["escalate-subnet", "rate-", "auth-subnet", "new-connections", "concurrent-connections", "conntrack-cap"]
         for rule in rules where limits.contains(where: { Self.comments([rule])[0].hasPrefix($0) }) {
             #expect(!rule.contains(" drop") && !rule.contains("reject") && !rule.contains("add @blocked_subnets"), "\(rule)")

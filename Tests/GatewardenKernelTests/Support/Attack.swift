@@ -99,10 +99,13 @@ final class HTTPSClient {
         var failed: Int
         var p50_ms: Double
         var p99_ms: Double
+        /// Requests that took over half a second: a retransmitted handshake packet (a new
+        /// connection's requests take a few milliseconds here otherwise).
+        var slow: Int
         var errors: [String]
         var successPercent: Double { ok + failed == 0 ? 0 : 100 * Double(ok) / Double(ok + failed) }
         var description: String {
-            "\(ok) ok, \(failed) failed (\(String(format: "%.1f", successPercent))%), p50 \(p50_ms) ms, p99 \(p99_ms) ms"
+            "\(ok) ok, \(failed) failed (\(String(format: "%.1f", successPercent))%), p50 \(p50_ms) ms, p99 \(p99_ms) ms, \(slow) over 0.5 s"
                 + (errors.isEmpty ? "" : "; errors: \(errors.prefix(3).joined(separator: " | "))")
         }
     }
@@ -154,7 +157,9 @@ final class HTTPSClient {
                     connection = None
             latencies.sort()
             pick = lambda q: round(latencies[min(len(latencies) - 1, int(len(latencies) * q))], 1) if latencies else -1
-            print(json.dumps({"ok": len(latencies), "failed": failed, "p50_ms": pick(0.5), "p99_ms": pick(0.99), "errors": errors}))
+            slow = sum(1 for latency in latencies if latency > 500)
+            print(json.dumps({"ok": len(latencies), "failed": failed, "p50_ms": pick(0.5), "p99_ms": pick(0.99), "slow": slow,
+                              "errors": errors}))
             """)
     }
 

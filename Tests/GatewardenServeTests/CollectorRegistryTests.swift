@@ -45,10 +45,10 @@ struct CollectorRegistryTests {
         func scrapeWithin(_ seconds: Double) -> [MetricFamily]? {
             let done = DispatchSemaphore(value: 0)
             let result = ScrapeResult()
-            DispatchQueue.global().async {
+            Thread { // not the global queue: parallel tests can hold its worker threads past the wait
                 result.families = registry.scrape()
                 done.signal()
-            }
+            }.start()
             return done.wait(timeout: .now() + seconds) == .success ? result.families : nil
         }
         func up(_ families: [MetricFamily], _ collector: String) -> Double? {

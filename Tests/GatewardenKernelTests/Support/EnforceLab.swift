@@ -160,10 +160,10 @@ final class EnforceLab {
     }
 
     /// Sends UDP from the client to `port` at `packetsPerSecond`, paced, for `seconds`, in the
-    /// background; `finish()` returns how many were handed to the kernel. The client first completes
-    /// a TCP handshake to port 80, as a real host does: the loop bans no source without one.
-    func startPacedUDP(port: Int = 443, packetsPerSecond: Double, seconds: Double) throws -> RunningFlood {
-        try completeHandshake()
+    /// background; `finish()` returns how many were handed to the kernel. With `handshake`, the client
+    /// first completes a TCP handshake to port 80, as a real host does: the loop bans no source without one.
+    func startPacedUDP(port: Int = 443, packetsPerSecond: Double, seconds: Double, handshake: Bool = true) throws -> RunningFlood {
+        if handshake { try completeHandshake() }
         let script = """
         import socket, time
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -190,9 +190,10 @@ final class EnforceLab {
         return RunningFlood(process: process, output: output)
     }
 
-    /// Sends `count` UDP packets to `port`, 10 ms apart (well under any limit here), and waits.
+    /// Sends `count` UDP packets to `port`, 10 ms apart (well under any limit here), and waits. No handshake
+    /// first: a banned client's connect would wait out its timeout, and the probe would come too late.
     func probe(port: Int, count: Int = 20) throws -> Int {
-        try startPacedUDP(port: port, packetsPerSecond: 100, seconds: Double(count) / 100).finish()
+        try startPacedUDP(port: port, packetsPerSecond: 100, seconds: Double(count) / 100, handshake: false).finish()
     }
 }
 

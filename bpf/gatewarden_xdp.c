@@ -1069,6 +1069,24 @@ __attribute__((noinline)) int gw_has_connection(struct xdp_md *ctx, __u32 l3, __
  * and per subnet), so a flood over real connections is dropped here too. */
 #define GW_CONNECTION_COST_SHIFT 4
 
+/* An emission interval at a connection's price: a sixteenth, never 0 for a limit that is on (0 is "off"). */
+static __always_inline __u64 connection_interval(__u64 interval)
+{
+	__u64 cheaper = interval >> GW_CONNECTION_COST_SHIFT;
+
+	return interval && !cheaper ? 1 : cheaper;
+}
+
+/* Whether `bucket` would take a packet at `interval` now: a read, no update. A segment over the limit even at
+ * a connection's price is dropped without the socket lookup, so an ACK flood from a tracked source costs what
+ * any drop costs. */
+static __always_inline int would_conform(const struct gw_bucket *bucket, __u64 now, __u64 interval, __u64 tolerance)
+{
+	__u64 tat = *(volatile const __u64 *)&bucket->tat_ns;
+
+	return (tat > now ? tat : now) + interval - now <= tolerance;
+}
+
 /* A packet under every limit: passed, or, when it is a plain SYN and SYN cookies are on (enforce
  * mode only), answered in place. Anything gw_answer_syn leaves alone passes as before. */
 static __always_inline int within_limit(struct xdp_md *ctx, const struct packet_facts *facts,
@@ -1102,7 +1120,8 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	struct gw_config config;
 	__u64 sighted_at = 0;
 	enum parse_result parsed;
-	__u32 zero = 0, port, cost_shift;
+	__u64 source_interval, subnet_interval;
+	__u32 zero = 0, port;
 	int is_protected;
 	__u32 pass_reason;
 	__u8 *protected;
@@ -1178,14 +1197,20 @@ int gatewarden_xdp(struct xdp_md *ctx)
 	}
 
 	/* ACK set, SYN and RST clear, and a socket for it: a segment of a connection, charged at a sixteenth. */
-	cost_shift = (facts.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) == TCP_FLAG_ACK && facts.plain_l3 &&
-			     gw_has_connection(ctx, facts.l3_offset, facts.is_ipv4)
-		? GW_CONNECTION_COST_SHIFT : 0;
+	source_interval = config.source_interval_ns;
+	subnet_interval = config.subnet_interval_ns;
+	if ((facts.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) == TCP_FLAG_ACK && facts.plain_l3 &&
+	    (!source || would_conform(source, now, connection_interval(source_interval), config.source_tolerance_ns)) &&
+	    (!subnet || would_conform(subnet, now, connection_interval(subnet_interval), config.subnet_tolerance_ns)) &&
+	    gw_has_connection(ctx, facts.l3_offset, facts.is_ipv4)) {
+		source_interval = connection_interval(source_interval);
+		subnet_interval = connection_interval(subnet_interval);
+	}
 	if (!charge(&gw_sources, GW_OFFENDER_SOURCE, source, &facts.source, now,
-		    config.subnet_interval_ns ? 0 : sighted_at, config.source_interval_ns >> cost_shift, config.source_tolerance_ns))
+		    config.subnet_interval_ns ? 0 : sighted_at, source_interval, config.source_tolerance_ns))
 		return over_limit(&config, GW_REASON_RATE_IP, bytes);
 	if (config.subnet_interval_ns && !charge(&gw_subnets, GW_OFFENDER_SUBNET, subnet, &subnet_key, now, sighted_at,
-						  config.subnet_interval_ns >> cost_shift, config.subnet_tolerance_ns))
+						  subnet_interval, config.subnet_tolerance_ns))
 		return over_limit(&config, GW_REASON_RATE_SUBNET, bytes);
 within:
 	return within_limit(ctx, &facts, &config, pass_reason, now, bytes);

@@ -42,6 +42,14 @@ extension XDPMaps {
         }
     }
 
+    /// Stops the program answering SYNs with cookies (they pass to nftables again), leaving every other
+    /// setting as it is; `apply` with cookies switches them on again.
+    public func stopAnsweringSYNs() throws {
+        guard var value = try config.value(at: UInt32(0), as: gw_config.self), value.syncookie_flags != 0 else { return }
+        value.syncookie_flags = 0
+        try config.update(value, at: UInt32(0))
+    }
+
     /// The limits in force, or nil if none were written yet.
     public func limits() throws -> XDPLimits? {
         guard let value = try config.value(at: UInt32(0), as: gw_config.self), value.ipv6_subnet_prefix != 0 else {

@@ -87,8 +87,8 @@ public final class EnforceLoop: @unchecked Sendable {
         public var errors: [String] = []
     }
 
-    /// Runs intervals until `stop` says so (checked every 100 ms between intervals); a missing table starts
-    /// the next interval at once (checked every second).
+    /// Runs intervals until `stop` says so (checked every 100 ms between intervals). Between intervals it
+    /// also repairs what cannot wait for the next one (`repairBetweenIntervals`).
     public func run(until stop: @escaping @Sendable () -> Bool) {
         let period = policy.enforce.interval.timeInterval
         var next = Date()
@@ -100,16 +100,36 @@ public final class EnforceLoop: @unchecked Sendable {
                     + (ban.expires.map { " until \(ISO8601DateFormatter().string(from: $0))" } ?? ""))
             }
             next = max(next.addingTimeInterval(period), Date())
-            var lastCheck = Date()
+            var nextCheck = Date().addingTimeInterval(1), backoff: TimeInterval = 1
             while !stop() && Date() < next {
                 usleep(100_000)
-                // The table can vanish between intervals (`nft flush ruleset`, a firewall reload). While it
-                // is gone, the handshakes of SYNs XDP answers with cookies have nothing to complete them:
-                // look every second, and repair at once rather than at the next interval.
-                guard Date().timeIntervalSince(lastCheck) >= 1 else { continue }
-                lastCheck = Date()
-                if (try? KernelRepair(namespace: namespace, pinRoot: pinRoot).damage().contains("table")) == true { break }
+                guard Date() >= nextCheck else { continue }
+                // A repair that fails waits twice as long each time (up to an interval), said once.
+                backoff = repairBetweenIntervals(failing: backoff > 1) ? 1 : min(backoff * 2, period)
+                nextCheck = Date().addingTimeInterval(backoff)
             }
+        }
+    }
+
+    /// The table can vanish between intervals (`nft flush ruleset`, a firewall reload) or lose rules. While
+    /// it does, the handshakes of SYNs XDP answers with cookies have nothing to complete them: so every
+    /// second the loop looks, and repairs at once, without running an interval (no evidence read, no
+    /// violation counted, the schedule kept). Returns false when damage is there and could not be repaired.
+    private func repairBetweenIntervals(failing: Bool) -> Bool {
+        let repair = KernelRepair(namespace: namespace, pinRoot: pinRoot)
+        guard let damage = try? repair.damage(), !damage.isDisjoint(with: ["table", "tcp_loose"]) else { return true }
+        do {
+            let lock = try ChangeLock.acquire(for: namespace, command: "enforce", waiting: .seconds(1), directory: lockDirectory)
+            defer { lock.release() }
+            let repaired = try repair.repair()
+            guard !repaired.isEmpty else { return true }
+            log("repaired \(repaired.sorted().joined(separator: " and ")) in \(namespace) between intervals")
+            updateStatistics { for what in repaired { $0.repairs[what, default: 0] += 1 } }
+            if let stateDirectory { try? statistics.write(toDirectory: stateDirectory) }
+            return true
+        } catch {
+            if !failing { log("repair failed: \(error) (trying again, less often)") }
+            return false
         }
     }
 

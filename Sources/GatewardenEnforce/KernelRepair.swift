@@ -23,17 +23,26 @@ public struct KernelRepair {
         self.pinRoot = pinRoot
     }
 
-    /// What is missing: `table` and/or `xdp` (per interface, named once).
+    /// What is missing: `table` (gone, emptied, or missing a rule the recorded policy has: a chain
+    /// flushed, a rule deleted), `tcp_loose` (turned back on in enforce mode: the ACK that returns a SYN
+    /// cookie is then adopted by conntrack and never reaches synproxy) and/or `xdp` (per interface,
+    /// named once).
     public func damage() throws -> Set<String> {
         let interfaces = PinLayout.interfaces(root: pinRoot, namespace: namespace)
         guard !interfaces.isEmpty else { return [] }
         var damage: Set<String> = []
         let nft = try NFTables(namespace: namespace)
+        let recorded = try? LoadedPolicyRecord(namespace: namespace).read()?.policy()
         if try !nft.tableExists(family: GatewardenTable.family, name: GatewardenTable.name) {
             damage.insert("table")
-        } else if try Self.ruleCount(nft) == 0 {
+        } else {
             // `nft flush table inet gatewarden` keeps the table and empties it: as good as gone.
-            damage.insert("table")
+            let present = try Self.ruleIdentities(nft)
+            let expected = recorded.map { NFTablesRuleset(policy: $0).ruleIdentities } ?? []
+            if present.isEmpty || !expected.isSubset(of: present) { damage.insert("table") }
+        }
+        if recorded?.mode == .enforce, try Sysctl.read(SynproxyHost.looseTracking, in: namespace).map({ $0 != "0" }) == true {
+            damage.insert("tcp_loose")
         }
         for interface in interfaces {
             let link = XDPLink(pinPath: PinLayout(root: pinRoot, namespace: namespace, interface: interface).link)
@@ -42,12 +51,13 @@ public struct KernelRepair {
         return damage
     }
 
-    /// The rules in the table (a terse listing: no set elements).
-    static func ruleCount(_ nft: NFTables) throws -> Int {
+    /// The comments of the rules in the table (a terse listing: no set elements); a rule without one
+    /// counts as "".
+    static func ruleIdentities(_ nft: NFTables) throws -> Set<String> {
         let json = try nft.run("list table \(GatewardenTable.qualifiedName)", json: true, terse: true)
         guard let root = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
-              let objects = root["nftables"] as? [[String: Any]] else { return 0 }
-        return objects.filter { $0["rule"] != nil }.count
+              let objects = root["nftables"] as? [[String: Any]] else { return [] }
+        return Set(objects.compactMap { $0["rule"] as? [String: Any] }.map { $0["comment"] as? String ?? "" })
     }
 
     public struct NothingRecorded: Error, CustomStringConvertible {
@@ -63,6 +73,13 @@ public struct KernelRepair {
     public func repair() throws -> Set<String> {
         let damage = try damage()
         guard !damage.isEmpty else { return [] }
+        // First, while the table cannot complete a SYN cookie's handshake, XDP stops answering SYNs: the
+        // kernel's own path serves new connections until the load below switches cookies on again.
+        if !damage.isDisjoint(with: ["table", "tcp_loose"]) {
+            for interface in PinLayout.interfaces(root: pinRoot, namespace: namespace) {
+                try? XDPMaps(layout: PinLayout(root: pinRoot, namespace: namespace, interface: interface)).stopAnsweringSYNs()
+            }
+        }
         guard let source = try LoadedPolicyRecord(namespace: namespace).read() else { throw NothingRecorded(damage: damage) }
         let policy = try source.policy()
         for interface in PinLayout.interfaces(root: pinRoot, namespace: namespace) {

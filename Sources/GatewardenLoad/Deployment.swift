@@ -79,7 +79,7 @@ public struct Deployment {
         // Until nftables holds the synproxy rules that complete a cookie's handshake, XDP answers no SYN:
         // the limits go in without cookies, and cookies only once the table is committed.
         let limits = policy.xdpLimits
-        let ethernetAddress = try NetworkInterface.ethernetAddress(of: interface, in: namespace)
+        let ethernetAddress = (try? NetworkInterface.ethernetAddress(of: interface, in: namespace)) ?? nil // for cookies only
         let object = try BPFObject(elf: Self.program.bytes, name: Self.programName)
         try sizeMaps(object, policy: policy)
         // Before anything changes: maps pinned by an earlier version with another layout are

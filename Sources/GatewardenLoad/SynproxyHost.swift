@@ -9,8 +9,8 @@ import GatewardenDataPlane
 /// interface, the window scale and options of the namespace's TCP stack). And the ACK that returns
 /// a cookie must reach synproxy as `ct state invalid`: with `nf_conntrack_tcp_loose` on (the
 /// default), conntrack would instead adopt it as an established connection the server never saw.
-enum SynproxyHost {
-    static let looseTracking = "net/netfilter/nf_conntrack_tcp_loose"
+public enum SynproxyHost {
+    public static let looseTracking = "net/netfilter/nf_conntrack_tcp_loose"
 
     /// The handshake options for `interface`, read from the kernel.
     static func handshakeOptions(interface: String, in namespace: NetworkNamespace) throws -> HandshakeOptions {

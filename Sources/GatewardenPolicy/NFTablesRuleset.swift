@@ -283,7 +283,7 @@ public struct NFTablesRuleset: Sendable, Equatable {
     /// offsets: its ACK returns a cookie that fails the check, and it never connects (100% of such
     /// reconnections here). Untracked, it also costs a spoofed flood's SYN no conntrack lookup.
     ///
-    /// `synproxy-server-ack`, the ACK that completes the server's handshake once the server's SYN-ACK
+    /// `synproxy-server-ack-v4/-v6`, the ACK that completes the server's handshake once the server's SYN-ACK
     /// has come (state SYN_RECV): synproxy stores the timestamp offset, then sends the ACK echoing the
     /// server's timestamp as it is. Tracked, the ACK passes synproxy's hook again on its way out, the
     /// connection now established and the offset set, and its echo is shifted a second time. Since
@@ -296,13 +296,26 @@ public struct NFTablesRuleset: Sendable, Equatable {
     /// here). Untracked, the ACK reaches the server as synproxy made it and the server's socket is
     /// established at once. Conntrack sees the connection established at the client's first packet
     /// instead (until then it stays SYN_RECV, whose timeout is 60 s). Only this ACK matches: this host
-    /// sends it to itself from an address that is not its own.
+    /// sends it to itself from an address that is not its own, with exactly ACK set and no payload (a
+    /// 20-byte header, or 32 with the timestamp synproxy echoes): a transparent proxy's data to a local
+    /// backend, also from a foreign address, stays tracked. (`ip length . tcp doff` in one set would be
+    /// exact, but libnftables 1.0.6 aborts listing such a concatenation.)
     public var outputRules: [String] {
         guard !observing else { return [] }
         return ["tcp sport \(ports) tcp flags & (fin | syn | rst | ack) == syn | ack tcp window 0 fib saddr type local "
                     + "counter notrack comment \"\(RuleID.synproxyCookie)\"",
-                "tcp dport \(ports) tcp flags & (fin | syn | rst | ack) == ack fib saddr type != local \(Self.toThisHost) "
-                    + "counter notrack comment \"\(RuleID.synproxyServerACK)\""]
+                "tcp dport \(ports) tcp flags == ack ip length { 40, 52 } tcp doff { 5, 8 } fib saddr type != local "
+                    + "\(Self.toThisHost) counter notrack comment \"\(RuleID.synproxyServerACK)-v4\"",
+                "tcp dport \(ports) tcp flags == ack ip6 length { 20, 32 } tcp doff { 5, 8 } fib saddr type != local "
+                    + "\(Self.toThisHost) counter notrack comment \"\(RuleID.synproxyServerACK)-v6\""]
+    }
+
+    /// The comment of every rule the table holds: what a repair compares the live table with (a chain
+    /// flushed or a rule deleted leaves the table standing, with holes in it).
+    public var ruleIdentities: Set<String> {
+        Set((handshakeRules + rules + outputRules).compactMap { rule in
+            rule.range(of: "comment \"").map { String(rule[$0.upperBound...].prefix { $0 != "\"" }) }
+        })
     }
 
     /// The rules of chain `input`, in order.

@@ -134,28 +134,32 @@ struct EnforceTests {
         enforce.kill(signal: SIGTERM)
     }
 
-    @Test("nft flush ruleset while the loop waits out a long interval: the table is back within about a second, and connections to protected ports work again")
-    func flushBetweenIntervals() throws {
+    @Test("damage between intervals (a flushed ruleset, a flushed chain, loose TCP tracking back on) is repaired within about a second, without an interval, and connections to protected ports work again",
+          arguments: [["nft", "flush", "ruleset"], ["nft", "flush", "chain", "inet", "gatewarden", "input"],
+                      ["sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=1"]])
+    func repairBetweenIntervals(damage: [String]) throws {
         let lab = try EnforceLab()
         defer { lab.remove() }
         try lab.load(EnforceLab.policy(enforce: "{interval: 60s, violations: 2, window: 180s, ban_for: 1h, max_ban: 4h, history: 1h}"))
         let enforce = try lab.startEnforce()
         defer { enforce.kill(signal: SIGTERM) }
         usleep(2_000_000) // the first interval has run; the next is a minute away
-        try lab.lab.inGateway(["nft", "flush", "ruleset"])
-        let flushed = Date()
+        try lab.lab.inGateway(damage)
+        let damaged = Date()
         var back: TimeInterval?
-        while Date().timeIntervalSince(flushed) < 10 {
+        while Date().timeIntervalSince(damaged) < 10 {
             let table = try lab.lab.inGateway(["nft", "list", "table", "inet", "gatewarden"], check: false).stdout
-            if table.contains("synproxy") {
-                back = Date().timeIntervalSince(flushed)
+            let loose = try lab.lab.inGateway(["sysctl", "-n", "net.netfilter.nf_conntrack_tcp_loose"]).stdout
+            if table.contains("synproxy-ack-v4") && loose.hasPrefix("0") {
+                back = Date().timeIntervalSince(damaged)
                 break
             }
             usleep(50_000)
         }
-        let repairedAfter = try #require(back, "the table did not come back; enforce said: \(enforce.log)")
-        print("enforce: table back \(repairedAfter) s after nft flush ruleset (interval 60 s)")
+        let repairedAfter = try #require(back, "\(damage.joined(separator: " ")) was not repaired; enforce said: \(enforce.log)")
+        print("enforce: \(damage.joined(separator: " ")) repaired \(repairedAfter) s later (interval 60 s)")
         #expect(repairedAfter < 3, "repaired within the watchdog's second (and the repair's own time), not at the next interval")
+        #expect(lab.statistics()?["intervals"] as? Int == 1, "the repair ran no interval of its own")
         // The handshake of a SYN answered with a cookie reaches the server again: an exchange with a real one.
         let server = try NamespacePython(namespace: lab.lab.gateway, script: """
             import socket

@@ -62,6 +62,19 @@ struct NFTablesRulesetTests {
         #expect(ruleset.text.contains("chain prerouting {\n\t\ttype filter hook prerouting priority raw; policy accept;"))
     }
 
+    @Test("the rule identities a repair compares the live table with: every chain's, observe mode's fewer")
+    func ruleIdentities() {
+        let enforcing = NFTablesRuleset(policy: .builtInDefault).ruleIdentities
+        for rule in ["syn-to-protected-ports", "synproxy-v4", "synproxy-ack-v6", "synproxy-cookie", "synproxy-server-ack-v4",
+                     "new-connections-v4", "blocklist-v6"] {
+            #expect(enforcing.contains(rule), "\(rule)")
+        }
+        var observing = Policy.builtInDefault
+        observing.mode = .observe
+        let observed = NFTablesRuleset(policy: observing).ruleIdentities
+        #expect(!observed.contains("synproxy-ack-v4") && observed.contains("new-connections-v4"))
+    }
+
     @Test("what synproxy sends (its cookie, the ACK that completes the server's handshake) is left untracked; the cookie rule takes SYNs only")
     func synproxyOutput() throws {
         let ruleset = NFTablesRuleset(policy: .builtInDefault, conntrackMax: 1000)
@@ -71,8 +84,10 @@ struct NFTablesRulesetTests {
         #expect(ruleset.outputRules == [
             "tcp sport { 80, 443 } tcp flags & (fin | syn | rst | ack) == syn | ack tcp window 0 fib saddr type local "
                 + "counter notrack comment \"synproxy-cookie\"",
-            "tcp dport { 80, 443 } tcp flags & (fin | syn | rst | ack) == ack fib saddr type != local "
-                + "fib daddr type local counter notrack comment \"synproxy-server-ack\""])
+            "tcp dport { 80, 443 } tcp flags == ack ip length { 40, 52 } tcp doff { 5, 8 } fib saddr type != local "
+                + "fib daddr type local counter notrack comment \"synproxy-server-ack-v4\"",
+            "tcp dport { 80, 443 } tcp flags == ack ip6 length { 20, 32 } tcp doff { 5, 8 } fib saddr type != local "
+                + "fib daddr type local counter notrack comment \"synproxy-server-ack-v6\""])
         #expect(ruleset.text.contains("chain output {\n\t\ttype filter hook output priority raw; policy accept;\n\t\t"
             + ruleset.outputRules.joined(separator: "\n\t\t") + "\n\t}"), "raw priority: before conntrack looks them up")
         // That ACK arrives untracked over loopback: the cookie rule must let it through to the server

@@ -99,11 +99,11 @@ public struct Deployment {
             let programID: UInt32, mode: XDPMode
             // A replaced program keeps the request recorded when it was attached (auto on a veth recorded
             // generic: a later `load` with the default must not turn that into a mode mismatch).
-            var recordedRequest = requested == .auto && replacing
-                ? (try? XDPMaps(layout: layout).loaderInfo())?.flatMap { XDPModeChoice(abiValue: $0.requested_mode) } ?? requested
+            let loaderRecord = replacing ? (try? XDPMaps(layout: layout).loaderInfo()) ?? nil : nil
+            var recordedRequest = requested == .auto
+                ? loaderRecord.flatMap { XDPModeChoice(abiValue: $0.requested_mode) } ?? requested
                 : requested
-            let inPlace = replacing && !reloadProgram && upgrade.isEmpty
-                && (try? XDPMaps(layout: layout).loaderInfo())??.program_digest == Self.programDigest
+            let inPlace = replacing && !reloadProgram && upgrade.isEmpty && loaderRecord?.program_digest == Self.programDigest
             if inPlace {
                 // The program running came from this very object: only what it reads changes, with no
                 // verifier run (most of a load's time) and no swap.
